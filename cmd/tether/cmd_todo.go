@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// notYet is the body of a command whose issue has not landed.
+func notYet(name string) func(*cobra.Command, []string) error {
+	return action(func(*cobra.Command, []string) error {
+		return fmt.Errorf("'tether %s' is not implemented yet", name)
+	})
+}
+
+func (a *app) buildCommand() *cobra.Command {
+	return &cobra.Command{Use: "build DIR", Short: "Render the manifests at a path as multi-document YAML", RunE: notYet("build")}
+}
+
+func (a *app) diffCommand() *cobra.Command {
+	return &cobra.Command{Use: "diff DIR", Short: "Show what a sync would change, using a server-side dry run", RunE: notYet("diff")}
+}
+
+func (a *app) syncCommand() *cobra.Command {
+	return &cobra.Command{Use: "sync", Short: "Run one reconcile: build, plan, apply, prune, wait", RunE: notYet("sync")}
+}
+
+func (a *app) runCommand() *cobra.Command {
+	return &cobra.Command{Use: "run", Short: "Run the agent: follow the configured syncs until stopped", RunE: notYet("run")}
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	return &cobra.Command{Use: "status", Short: "Show the state of every sync the agent runs", RunE: notYet("status")}
+}
+
+func (a *app) whyCommand() *cobra.Command {
+	return &cobra.Command{Use: "why KIND/NAMESPACE/NAME", Short: "Tell which sync owns an object, from which revision and file", RunE: notYet("why")}
+}

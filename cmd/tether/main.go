@@ -1,0 +1,91 @@
+// Command tether is a GitOps sync agent for Kubernetes: it follows a git
+// repository, renders the kustomize output at a path, applies it with
+// server-side apply, prunes what it applied before and is gone now, and reports
+// health and metrics.
+//
+// The CLI uses cobra (with pflag) rather than the standard flag package: users
+// coming from kubectl and flux expect GNU-style flags that may follow
+// positional arguments (`tether build ./app --namespace x`), `-n` shorthands
+// and `tether help COMMAND`, which the standard package does not offer.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Set by the linker: -X main.version=... -X main.commit=... -X main.date=...
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, restore the default handling so that a
+		// second Ctrl-C ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(report(err, os.Stderr))
+}
+
+// report prints err (unless it carries no message) and returns the exit code.
+func report(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) && ee.err == nil {
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "tether:", err)
+	return exitCode(err)
+}
+
+// Exit codes, as in kubectl: 1 for a failure (or, for diff, "there are
+// changes"), 2 for bad usage.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// exitError carries a specific exit code. A nil err means "exit with code,
+// print nothing".
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitFailure
+}

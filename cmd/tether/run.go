@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/tether-gitops/tether/kube"
+)
+
+// app is what every command shares: the process environment, the output
+// streams, the logger and the kubeconfig flags.
+type app struct {
+	getenv    func(string) string
+	stdout    io.Writer
+	stderr    io.Writer
+	log       *slog.Logger
+	logFormat string
+	logLevel  string
+	kube      kube.Flags
+}
+
+// run is the whole binary: main only adds the process environment and turns
+// the error into an exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	a := &app{getenv: getenv, stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return nil
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	var re *runError
+	if errors.As(err, &re) {
+		return re.err
+	}
+	// Anything cobra itself returned (unknown command or flag, wrong number
+	// of arguments) is a usage error.
+	return &exitError{code: exitUsage, err: fmt.Errorf("%w (see 'tether --help')", err)}
+}
+
+// runError marks an error returned by a command's own code, as opposed to
+// one cobra returned while parsing the command line.
+type runError struct{ err error }
+
+func (e *runError) Error() string { return e.err.Error() }
+func (e *runError) Unwrap() error { return e.err }
+
+// action adapts a command body to cobra, marking its errors as runtime errors.
+func action(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := fn(cmd, args); err != nil {
+			var ee *exitError
+			if errors.As(err, &ee) {
+				return err
+			}
+			return &runError{err: err}
+		}
+		return nil
+	}
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tether",
+		Short: "GitOps sync agent for Kubernetes",
+		Long: `tether follows a git repository, renders the kustomize output at a path,
+applies it to the cluster with server-side apply, prunes what it applied before
+and is gone now, reports the health of every object and exports metrics.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(a.logFormat, a.logLevel, a.stderr, a.getenv)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			a.log = log
+			klog.SetSlogLogger(log.With("source", "client-go"))
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "auto", "log format: text, json, or auto (json in a cluster, text otherwise)")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	a.kube.Register(root.PersistentFlags())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return usageError("%v", err)
+	})
+	root.AddCommand(
+		a.versionCommand(),
+		a.buildCommand(),
+		a.diffCommand(),
+		a.syncCommand(),
+		a.runCommand(),
+		a.statusCommand(),
+		a.whyCommand(),
+	)
+	return root
+}
