@@ -138,4 +138,3 @@ func (d *demo) keepRunning(keep string) bool {
 	}
 	return term.IsTerminal(int(os.Stdin.Fd()))
 }
-
