@@ -36,11 +36,16 @@ const (
 	// Service's clusterIP). Without it such a change fails the sync.
 	RecreateAnnotation = Domain + "/recreate"
 
-	// SourceAnnotation is the path of the file an object came from, relative
-	// to the repository root. tether reads it from kustomize's origin
-	// annotation at build time and records it in the inventory, not on the
-	// object (so moving a file does not rewrite the object).
+	// SourceAnnotation on an applied object is the file it came from,
+	// relative to the repository root (from kustomize's origin tracking).
+	// `tether why` and `kubectl get -o yaml` show it.
 	SourceAnnotation = Domain + "/source"
+
+	// RevisionAnnotation on an applied object is the revision that last
+	// changed it. It is written only together with a real change, so a new
+	// commit that leaves an object alone does not rewrite it: tether keeps
+	// the live value when nothing else differs.
+	RevisionAnnotation = Domain + "/revision"
 )
 
 const (
@@ -75,4 +80,67 @@ const (
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of ManagedByLabel on tether's own objects.
 	ManagedByValue = "tether"
+)
+
+const (
+	// InventoryIDPrefix starts every inventory id tether derives (see
+	// inventory.ID): "tether.<namespace>.<sync>", or, when that is not a
+	// valid label value of at most 63 characters, a readable prefix of it,
+	// "_" and a hash of namespace and sync name. The id is the value of
+	// InventoryIDLabel on the inventory and of OwningInventoryAnnotation on
+	// every applied object, so it must never change for a given sync.
+	InventoryIDPrefix = "tether."
+
+	// InventoryProvenanceVersion is the version of the JSON document under
+	// InventoryProvenanceKey. A tether that reads a higher version refuses
+	// to write the inventory rather than drop what it does not understand.
+	InventoryProvenanceVersion = 1
+)
+
+// Metric names tether exports on /metrics. Alert rules (manifests/alerts.yaml)
+// and users' dashboards depend on them. Labels are bounded: sync name,
+// phase, outcome, kind, verb; never object names.
+const (
+	// MetricReconcileDuration is a histogram of reconcile durations by sync
+	// and outcome (success, failure, skipped).
+	MetricReconcileDuration = "tether_reconcile_duration_seconds"
+	// MetricLastSuccess is the Unix time of each sync's last successful
+	// reconcile; alert on time() - it.
+	MetricLastSuccess = "tether_last_successful_reconcile_timestamp_seconds"
+	// MetricRevisionInfo is 1 for the revision (and commit) each sync last
+	// applied.
+	MetricRevisionInfo = "tether_applied_revision_info"
+	// MetricObjects is the number of objects per action in each sync's last
+	// reconcile.
+	MetricObjects = "tether_objects"
+	// MetricHealth is 1 for each sync's current health status and 0 for
+	// the others.
+	MetricHealth = "tether_sync_health"
+	// MetricSyncFailing is 1 while a sync's last reconcile failed, with the
+	// phase it failed in.
+	MetricSyncFailing = "tether_sync_failing"
+	// MetricDrift is the number of objects, by kind, that a reconcile of
+	// an unchanged revision found changed in the cluster (and put back).
+	MetricDrift = "tether_drifted_objects"
+	// MetricInventory is the number of objects each sync owns.
+	MetricInventory = "tether_inventory_objects"
+	// MetricGitRefListings counts remote ref listings per sync.
+	MetricGitRefListings = "tether_git_ref_listings_total"
+	// MetricGitFetches counts fetches (new revisions transferred) per sync.
+	MetricGitFetches = "tether_git_fetches_total"
+	// MetricGitFetchedBytes counts bytes transferred by fetches per sync.
+	MetricGitFetchedBytes = "tether_git_fetched_bytes_total"
+	// MetricAPIRequests counts Kubernetes API requests by verb and dry run.
+	MetricAPIRequests = "tether_api_requests_total"
+	// MetricBuildDuration is a histogram of build (render) durations.
+	MetricBuildDuration = "tether_build_duration_seconds"
+	// MetricGuardRefusals counts syncs stopped by a safety guard, by reason
+	// (empty_revision, delete_budget).
+	MetricGuardRefusals = "tether_guard_refusals_total"
+	// MetricLeader is 1 while this process holds the leader lease.
+	MetricLeader = "tether_leader"
+	// MetricConfigReloads counts configuration reloads by outcome.
+	MetricConfigReloads = "tether_config_reloads_total"
+	// MetricWebhookRequests counts webhook requests by endpoint and code.
+	MetricWebhookRequests = "tether_webhook_requests_total"
 )

@@ -13,18 +13,6 @@ func notYet(name string) func(*cobra.Command, []string) error {
 	})
 }
 
-func (a *app) buildCommand() *cobra.Command {
-	return &cobra.Command{Use: "build DIR", Short: "Render the manifests at a path as multi-document YAML", RunE: notYet("build")}
-}
-
-func (a *app) diffCommand() *cobra.Command {
-	return &cobra.Command{Use: "diff DIR", Short: "Show what a sync would change, using a server-side dry run", RunE: notYet("diff")}
-}
-
-func (a *app) syncCommand() *cobra.Command {
-	return &cobra.Command{Use: "sync", Short: "Run one reconcile: build, plan, apply, prune, wait", RunE: notYet("sync")}
-}
-
 func (a *app) runCommand() *cobra.Command {
 	return &cobra.Command{Use: "run", Short: "Run the agent: follow the configured syncs until stopped", RunE: notYet("run")}
 }

@@ -1,0 +1,586 @@
+package render
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/kustomize/api/resource"
+	"sigs.k8s.io/kustomize/api/types"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+// scpUser matches the "user@" that makes kustomize read a string as an
+// scp-style git URL (git@github.com:org/repo); the same expression as
+// kustomize's internal/git.extractUsername.
+var scpUser = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]*@`)
+
+// isRemote reports whether kustomize could take s for something to
+// download: an http(s) file (its loader GETs those), or a git repository
+// (it runs `git clone` for those). kustomize's own parser for git URLs is
+// internal, so this mirrors its rules, erring towards "remote": any URL
+// with "://" (http, https, ssh, file, git), the "git::" prefix, the
+// github.com shorthands and scp-style "user@host:path". kustomize tries a
+// git URL before a local folder of the same name, so a local path that
+// looks like one would be cloned, not read; refusing it is right.
+func isRemote(s string) bool {
+	l := strings.ToLower(strings.TrimSpace(s))
+	l = strings.TrimPrefix(l, "git::")
+	switch {
+	case strings.Contains(l, "://"):
+		return true
+	case strings.HasPrefix(l, "github.com/"), strings.HasPrefix(l, "github.com:"):
+		return true
+	case scpUser.MatchString(l):
+		return true
+	}
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		return true
+	}
+	return false
+}
+
+// entryName names a list entry of a kustomization in messages.
+func entryName(field string, i int, value string) string {
+	return fmt.Sprintf("%s[%d] %q", field, i, value)
+}
+
+// joinRel joins an entry to the resolved folder of its kustomization, as
+// kustomize's loader does (lexically), refusing absolute paths and paths
+// that climb above the checkout root.
+func joinRel(dir, p string) (string, error) {
+	if path.IsAbs(p) {
+		return "", &escapeError{path: p}
+	}
+	return cleanRel(path.Join(dir, p))
+}
+
+// plugins says that the resources of a kustomization are plugin configs
+// (it was reached through a generators, transformers or validators entry),
+// and which kustomization loads them: paths in plugin configs are relative
+// to that kustomization's folder.
+type plugins struct {
+	dir  string // resolved folder of the kustomization with the entry
+	file string // its kustomization file, for messages
+}
+
+// vetter reads every kustomization a build reaches, before kustomize runs,
+// and refuses what must not run: remote resources and bases, helm charts,
+// plugins other than kustomize's built-in ones, and paths that leave the
+// checkout. kustomize cannot be told to refuse remote resources (its
+// loader fetches URLs and runs git itself), so this walk is what keeps a
+// build off the network; it also makes the errors name the kustomization
+// file and entry.
+//
+// It also learns, for every path kustomize's origin tracking can write, the
+// file that path means (see kustomize.go): kustomize writes paths as it
+// joined them, relative to the top folder and without resolving symlinks,
+// so "link/../x.yaml" comes out as "x.yaml" even when link is a symlink and
+// the file read was elsewhere. Walking the same entries with symlinks
+// resolved gives the exact file for each path kustomize can write.
+type vetter struct {
+	b *build
+	// origins maps paths as kustomize's origin annotations write them
+	// (relative to the top folder) to the files they mean (resolved,
+	// relative to the checkout root).
+	origins   map[string]string
+	ambiguous map[string]bool // origin paths that mean two files
+	stack     []string        // folders of the kustomizations being vetted
+	seen      map[vetKey]bool
+	// topFile is the top kustomization file (resolved).
+	topFile string
+	// userOrigin: the top kustomization asks for origin annotations itself.
+	userOrigin bool
+}
+
+type vetKey struct {
+	dir, originDir string
+	plugins        plugins
+}
+
+// vet vets the kustomization in the resolved folder dir and everything it
+// reaches.
+func vet(b *build, dir string) (*vetter, error) {
+	v := &vetter{
+		b:         b,
+		origins:   map[string]string{},
+		ambiguous: map[string]bool{},
+		seen:      map[vetKey]bool{},
+	}
+	if err := v.kustomization(dir, "", "", "", nil, true); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// record notes that the origin path key means the file source.
+func (v *vetter) record(key, source string) {
+	key = path.Clean(key)
+	if old, ok := v.origins[key]; ok && old != source {
+		v.ambiguous[key] = true
+		return
+	}
+	v.origins[key] = source
+}
+
+// source returns the file an origin path means.
+func (v *vetter) source(key string) (string, bool) {
+	key = path.Clean(key)
+	src, ok := v.origins[key]
+	return src, ok && !v.ambiguous[key]
+}
+
+// cycle reports whether kustomize would refuse to load dir as a base or
+// component from where the walk is: kustomize refuses a folder equal to, or
+// containing, a folder of a kustomization on the way to it.
+func (v *vetter) cycle(dir string) bool {
+	for _, s := range v.stack {
+		if dir == "" || s == dir || strings.HasPrefix(s, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// kustomization vets the kustomization in the resolved folder dir, reached
+// from the entry fromEntry of fromFile ("" for the top); originDir is the
+// folder as kustomize's origin paths name it.
+func (v *vetter) kustomization(dir, originDir, fromFile, fromEntry string, pl *plugins, top bool) error {
+	if err := v.b.ctx.Err(); err != nil {
+		return &Error{File: fromFile, Entry: fromEntry, Reason: "build cancelled: " + err.Error(), Err: err}
+	}
+	name, err := v.b.kustomizationFile(dir)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return &Error{File: fromFile, Entry: fromEntry, Reason: fmt.Sprintf("folder %q has no kustomization file (kustomization.yaml, kustomization.yml or Kustomization)", displayDir(dir)), Err: fs.ErrNotExist}
+	}
+	file := path.Join(dir, name)
+	res, data, err := v.b.readFile(file)
+	if err != nil {
+		return err
+	}
+	v.b.approved[res] = true
+	v.record(path.Join(originDir, name), res)
+	if top {
+		v.topFile = res
+	}
+	key := vetKey{dir: dir, originDir: originDir}
+	if pl != nil {
+		key.plugins = *pl
+	}
+	if v.seen[key] {
+		return nil
+	}
+	v.seen[key] = true
+
+	var k types.Kustomization
+	if err := k.Unmarshal(data); err != nil {
+		return &Error{File: file, Reason: cleanMessage(err.Error()), Err: err}
+	}
+	if top {
+		v.userOrigin = slices.Contains(k.BuildMetadata, types.OriginAnnotations)
+	}
+	// kustomize refuses an empty kustomization; switching origin tracking
+	// on would make it non-empty, so check as kustomize does first.
+	var fixed types.Kustomization
+	_ = fixed.Unmarshal(data)
+	fixed.FixKustomization()
+	if err := fixed.CheckEmpty(); err != nil {
+		return &Error{File: file, Reason: err.Error(), Err: err}
+	}
+	// Strings in a kustomization that kustomize parses as YAML (inline
+	// patches and plugin configs) are screened like files.
+	var tree any
+	if err := sigsyaml.Unmarshal(data, &tree); err != nil {
+		return &Error{File: file, Reason: err.Error(), Err: err}
+	}
+	if err := v.screenStrings(file, "", tree); err != nil {
+		return err
+	}
+
+	v.stack = append(v.stack, dir)
+	defer func() { v.stack = v.stack[:len(v.stack)-1] }()
+	return v.entries(file, dir, originDir, &k, pl)
+}
+
+// screenStrings screens every string in a decoded YAML tree that looks as
+// if it could hold aliases.
+func (v *vetter) screenStrings(file, at string, n any) error {
+	switch t := n.(type) {
+	case string:
+		if strings.Contains(t, "*") {
+			return v.b.screen(file, at, []byte(t))
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			sub := k
+			if at != "" {
+				sub = at + "." + k
+			}
+			if err := v.screenStrings(file, sub, t[k]); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, e := range t {
+			if err := v.screenStrings(file, fmt.Sprintf("%s[%d]", at, i), e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// entries vets the entries of one kustomization.
+func (v *vetter) entries(file, dir, originDir string, k *types.Kustomization, pl *plugins) error {
+	if len(k.HelmCharts) > 0 {
+		return refusal(file, entryName("helmCharts", 0, k.HelmCharts[0].Name), ErrHelm, "inflating a chart runs the helm binary and usually downloads the chart")
+	}
+	if len(k.HelmChartInflationGenerator) > 0 {
+		return refusal(file, entryName("helmChartInflationGenerator", 0, k.HelmChartInflationGenerator[0].ChartName), ErrHelm, "inflating a chart runs the helm binary and usually downloads the chart")
+	}
+	for _, f := range []struct {
+		name string
+		list []string
+	}{{"resources", k.Resources}, {"bases", k.Bases}} {
+		for i, r := range f.list {
+			if err := v.resource(file, dir, originDir, entryName(f.name, i, r), r, pl); err != nil {
+				return err
+			}
+		}
+	}
+	for i, c := range k.Components {
+		if err := v.component(file, dir, originDir, entryName("components", i, c), c, pl); err != nil {
+			return err
+		}
+	}
+	check := func(entry, p string) error { return v.localPath(file, dir, entry, p) }
+	for i, p := range k.Crds {
+		if err := check(entryName("crds", i, p), p); err != nil {
+			return err
+		}
+	}
+	for i, p := range k.Configurations {
+		if err := check(entryName("configurations", i, p), p); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		name string
+		list []types.Patch
+	}{{"patches", k.Patches}, {"patchesJson6902", k.PatchesJson6902}} {
+		for i, p := range f.list {
+			if p.Path == "" {
+				continue
+			}
+			if err := check(fmt.Sprintf("%s[%d].path %q", f.name, i, p.Path), p.Path); err != nil {
+				return err
+			}
+		}
+	}
+	for i, p := range k.PatchesStrategicMerge {
+		// kustomize takes an entry that parses as objects for an inline
+		// patch, anything else for a path (the string was screened above).
+		if _, err := v.b.rmf.RF().SliceFromBytes([]byte(p)); err == nil {
+			continue
+		}
+		if err := check(entryName("patchesStrategicMerge", i, string(p)), string(p)); err != nil {
+			return err
+		}
+	}
+	for i, r := range k.Replacements {
+		if r.Path == "" {
+			continue
+		}
+		if err := check(fmt.Sprintf("replacements[%d].path %q", i, r.Path), r.Path); err != nil {
+			return err
+		}
+	}
+	if p, ok := k.OpenAPI["path"]; ok {
+		if err := check(fmt.Sprintf("openapi.path %q", p), p); err != nil {
+			return err
+		}
+	}
+	for i, g := range k.ConfigMapGenerator {
+		if err := v.sources(file, dir, fmt.Sprintf("configMapGenerator[%d]", i), g.KvPairSources); err != nil {
+			return err
+		}
+	}
+	for i, g := range k.SecretGenerator {
+		if err := v.sources(file, dir, fmt.Sprintf("secretGenerator[%d]", i), g.KvPairSources); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		name string
+		list []string
+	}{{"generators", k.Generators}, {"transformers", k.Transformers}, {"validators", k.Validators}} {
+		for i, g := range f.list {
+			if err := v.plugin(file, dir, originDir, f.name, i, g); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sources vets the files a configMapGenerator or secretGenerator reads.
+func (v *vetter) sources(file, dir, prefix string, kv types.KvPairSources) error {
+	for j, s := range kv.FileSources {
+		// "[key=]path", as kustomize's generators.ParseFileSource reads
+		// it; malformed ones are left for kustomize to report.
+		p := s
+		switch strings.Count(s, "=") {
+		case 0:
+		case 1:
+			p = s[strings.Index(s, "=")+1:]
+		default:
+			continue
+		}
+		if p == "" {
+			continue
+		}
+		if err := v.localPath(file, dir, fmt.Sprintf("%s.files[%d] %q", prefix, j, s), p); err != nil {
+			return err
+		}
+	}
+	for j, s := range kv.EnvSources {
+		if err := v.localPath(file, dir, fmt.Sprintf("%s.envs[%d] %q", prefix, j, s), s); err != nil {
+			return err
+		}
+	}
+	if kv.EnvSource != "" {
+		if err := v.localPath(file, dir, fmt.Sprintf("%s.env %q", prefix, kv.EnvSource), kv.EnvSource); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// localPath vets a path kustomize will read as a file (patches, CRDs,
+// generator sources, ...): not remote, not leaving the checkout. Whether
+// the file exists and what is in it is for kustomize to judge; the sandbox
+// caps and screens it when kustomize reads it.
+func (v *vetter) localPath(file, dir, entry, p string) error {
+	if isRemote(p) {
+		return refusal(file, entry, ErrRemote, "tether renders only what is in the checkout")
+	}
+	joined, err := joinRel(dir, p)
+	if err != nil {
+		return pathError(file, entry, p, err)
+	}
+	if _, err := resolve(v.b.root, joined); err != nil && isEscape(err) {
+		return pathError(file, entry, p, err)
+	}
+	return nil
+}
+
+// target resolves an entry that names a file or folder to read: not remote,
+// inside the checkout, existing.
+func (v *vetter) target(file, dir, entry, p string) (string, fs.FileInfo, error) {
+	if isRemote(p) {
+		return "", nil, refusal(file, entry, ErrRemote, "tether renders only what is in the checkout")
+	}
+	joined, err := joinRel(dir, p)
+	if err != nil {
+		return "", nil, pathError(file, entry, p, err)
+	}
+	res, fi, err := v.b.stat(joined)
+	if err != nil {
+		return "", nil, pathError(file, entry, p, err)
+	}
+	return res, fi, nil
+}
+
+// resource vets a resources (or bases) entry: a file of objects, or a
+// folder with a kustomization.
+func (v *vetter) resource(file, dir, originDir, entry, p string, pl *plugins) error {
+	res, fi, err := v.target(file, dir, entry, p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		if v.cycle(res) {
+			return &Error{File: file, Entry: entry, Reason: fmt.Sprintf("cycle: folder %q is, or contains, a kustomization that leads to it", displayDir(res))}
+		}
+		return v.kustomization(res, path.Join(originDir, p), file, entry, pl, false)
+	}
+	res, data, err := v.b.readFile(res)
+	if err != nil {
+		return err
+	}
+	v.b.approved[res] = true
+	v.record(path.Join(originDir, p), res)
+	if pl != nil {
+		return v.pluginConfigs(pl, file, entry, data)
+	}
+	return nil
+}
+
+// component vets a components entry: a folder with a kustomization of kind
+// Component.
+func (v *vetter) component(file, dir, originDir, entry, p string, pl *plugins) error {
+	res, fi, err := v.target(file, dir, entry, p)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return &Error{File: file, Entry: entry, Reason: "a component must be a folder with a kustomization file"}
+	}
+	if v.cycle(res) {
+		return &Error{File: file, Entry: entry, Reason: fmt.Sprintf("cycle: folder %q is, or contains, a kustomization that leads to it", displayDir(res))}
+	}
+	return v.kustomization(res, path.Join(originDir, p), file, entry, pl, false)
+}
+
+// plugin vets a generators, transformers or validators entry: inline plugin
+// configs, a file of them, or a kustomization whose output is plugin
+// configs. Only kustomize's built-in plugins are allowed (kustomize is run
+// with built-ins only as well, so this is about the error message and the
+// paths those built-ins read).
+func (v *vetter) plugin(file, dir, originDir, field string, i int, p string) error {
+	pl := &plugins{dir: dir, file: file}
+	// kustomize takes an entry that parses as objects for inline configs
+	// (the string was screened with the rest of the kustomization).
+	if rs, err := v.b.rmf.RF().SliceFromBytes([]byte(p)); err == nil {
+		entry := fmt.Sprintf("%s[%d] (inline)", field, i)
+		for _, r := range rs {
+			if err := v.pluginConfig(pl, file, entry, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	entry := entryName(field, i, p)
+	res, fi, err := v.target(file, dir, entry, p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		if v.cycle(res) {
+			return &Error{File: file, Entry: entry, Reason: fmt.Sprintf("cycle: folder %q is, or contains, a kustomization that leads to it", displayDir(res))}
+		}
+		return v.kustomization(res, path.Join(originDir, p), file, entry, pl, false)
+	}
+	res, data, err := v.b.readFile(res)
+	if err != nil {
+		return err
+	}
+	v.b.approved[res] = true
+	v.record(path.Join(originDir, p), res)
+	return v.pluginConfigs(pl, file, entry, data)
+}
+
+// pluginConfigs vets the plugin configs in a file (already screened) that
+// the entry of kustomization file names.
+func (v *vetter) pluginConfigs(pl *plugins, file, entry string, data []byte) error {
+	rs, err := v.b.rmf.RF().SliceFromBytes(data)
+	if err != nil {
+		return nil // not objects: kustomize reports it
+	}
+	for _, r := range rs {
+		if err := v.pluginConfig(pl, file, entry, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Annotations that make a plugin config a KRM function (kustomize's
+// fnplugin.GetFunctionSpec reads both).
+var functionAnnotations = []string{"config.kubernetes.io/function", "config.k8s.io/function"}
+
+// pathKeys are the fields of kustomize's built-in plugin configs that name
+// files the plugin reads (PatchTransformer.path,
+// PatchStrategicMergeTransformer.paths, PatchJson6902Transformer.path,
+// ReplacementTransformer.replacements[].path, the generators' files, envs
+// and env).
+var pathKeys = map[string]bool{"path": true, "paths": true, "files": true, "envs": true, "env": true}
+
+// pluginConfig vets one plugin config, which the entry of kustomization
+// file names: it must be a built-in plugin other than the helm chart
+// inflator, and the files it names must be local.
+func (v *vetter) pluginConfig(pl *plugins, file, entry string, r *resource.Resource) error {
+	gvk := r.GetGvk()
+	id := fmt.Sprintf("%s %s/%s", r.GetApiVersion(), gvk.Kind, r.GetName())
+	ann := r.GetAnnotations()
+	for _, a := range functionAnnotations {
+		if _, ok := ann[a]; ok {
+			return refusal(file, entry, ErrPlugin, fmt.Sprintf("%s is a KRM function (a container, an executable or a starlark script)", id))
+		}
+	}
+	if gvk.Group != "" || gvk.Version != "builtin" {
+		return refusal(file, entry, ErrPlugin, fmt.Sprintf("%s is not one of kustomize's built-in plugins (exec and Go plugins run code from the repository)", id))
+	}
+	if gvk.Kind == "HelmChartInflationGenerator" {
+		return refusal(file, entry, ErrHelm, "inflating a chart runs the helm binary and usually downloads the chart")
+	}
+	m, err := r.Map()
+	if err != nil {
+		return nil // kustomize reports it
+	}
+	return v.pluginStrings(pl, file, entry, "", m)
+}
+
+// pluginStrings screens the strings of a built-in plugin config (inline
+// patches are parsed as YAML) and vets the paths it names.
+func (v *vetter) pluginStrings(pl *plugins, file, entry, key string, n any) error {
+	switch t := n.(type) {
+	case string:
+		if strings.Contains(t, "*") {
+			if err := v.b.screen(file, entry, []byte(t)); err != nil {
+				return err
+			}
+		}
+		if !pathKeys[key] || strings.Contains(t, "\n") {
+			return nil
+		}
+		p := t
+		if key == "files" && strings.Count(t, "=") == 1 {
+			p = t[strings.Index(t, "=")+1:]
+		}
+		if p == "" {
+			return nil
+		}
+		// Relative to the folder of the kustomization that loads the plugin.
+		if err := v.localPath(pl.file, pl.dir, fmt.Sprintf("%s: %s %q", entry, key, t), p); err != nil {
+			var e *Error
+			if errors.As(err, &e) && file != pl.file {
+				e.File, e.Entry = file, entry+fmt.Sprintf(" (a plugin config of %s): %s %q", pl.file, key, t)
+			}
+			return err
+		}
+		return nil
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if err := v.pluginStrings(pl, file, entry, k, t[k]); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range t {
+			if err := v.pluginStrings(pl, file, entry, key, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

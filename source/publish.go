@@ -1,0 +1,204 @@
+package source
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// publisher owns a work root and makes checkouts visible atomically:
+//
+//	root/current               symlink to checkouts/<name> (relative)
+//	root/checkouts/<name>/     one checkout per published revision
+//	root/checkouts/<name>.json what was published there (for a restart)
+//	root/tmp/                  scratch: object stores, checkouts being written
+//
+// A checkout is written under tmp, renamed into checkouts (a complete tree
+// appears at once), then a new symlink is renamed over current (rename(2)
+// is atomic, so a reader of current sees the old tree or the new one, never
+// neither). The current and the previous checkout are kept; older ones are
+// removed. Callers serialize calls.
+type publisher struct {
+	root, checkouts, tmp, link string
+	// current and previous are names under checkouts ("" if none).
+	current, previous string
+	// lastStamp keeps checkout names increasing even if the clock steps
+	// back.
+	lastStamp int64
+}
+
+// openPublisher prepares root, empties its scratch space and reads which
+// checkout is current.
+func openPublisher(root string) (*publisher, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("work directory %s: %w", root, err)
+	}
+	p := &publisher{
+		root:      abs,
+		checkouts: filepath.Join(abs, "checkouts"),
+		tmp:       filepath.Join(abs, "tmp"),
+		link:      filepath.Join(abs, "current"),
+	}
+	if err := os.MkdirAll(p.checkouts, 0o755); err != nil {
+		return nil, fmt.Errorf("creating work directory: %w", err)
+	}
+	// Anything in tmp is left over from a crash.
+	if err := os.RemoveAll(p.tmp); err != nil {
+		return nil, fmt.Errorf("cleaning scratch directory: %w", err)
+	}
+	if err := os.Mkdir(p.tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("creating scratch directory: %w", err)
+	}
+	if target, err := os.Readlink(p.link); err == nil {
+		name := filepath.Base(target)
+		if filepath.Join(abs, target) == filepath.Join(p.checkouts, name) {
+			if fi, err := os.Stat(filepath.Join(p.checkouts, name)); err == nil && fi.IsDir() {
+				p.current = name
+			}
+		}
+	}
+	return p, nil
+}
+
+// stage returns a new empty directory to write a checkout into.
+func (p *publisher) stage() (string, error) {
+	dir, err := os.MkdirTemp(p.tmp, "checkout-")
+	if err != nil {
+		return "", fmt.Errorf("creating checkout directory: %w", err)
+	}
+	// MkdirTemp makes it 0700; a published checkout is readable like the
+	// files in it (a sidecar may run as another user).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating checkout directory: %w", err)
+	}
+	return dir, nil
+}
+
+// scratch returns a new empty directory for temporary data.
+func (p *publisher) scratch(prefix string) (string, error) {
+	dir, err := os.MkdirTemp(p.tmp, prefix)
+	if err != nil {
+		return "", fmt.Errorf("creating scratch directory: %w", err)
+	}
+	return dir, nil
+}
+
+// dir is the absolute path of a checkout.
+func (p *publisher) dir(name string) string { return filepath.Join(p.checkouts, name) }
+
+// publish moves the staged checkout into place under a new name starting
+// with prefix, records meta next to it, makes it current and removes checkouts
+// older than the previous one. It returns the checkout's path. When it
+// fails, the current checkout is still current.
+func (p *publisher) publish(staged, prefix string, meta any) (string, error) {
+	// Names are never reused (a reader may still hold an old path), so
+	// they carry the publish time, not just the content's id.
+	stamp := max(time.Now().UnixNano(), p.lastStamp+1)
+	name := ""
+	for {
+		name = prefix + "-" + strconv.FormatInt(stamp, 36)
+		_, err := os.Lstat(p.dir(name))
+		_, merr := os.Lstat(p.dir(name) + ".json")
+		if errors.Is(err, fs.ErrNotExist) && errors.Is(merr, fs.ErrNotExist) {
+			break
+		}
+		stamp++
+	}
+	p.lastStamp = stamp
+	final := p.dir(name)
+	if err := os.Rename(staged, final); err != nil {
+		return "", fmt.Errorf("publishing checkout: %w", err)
+	}
+	if err := p.writeMeta(name, meta); err != nil {
+		_ = os.RemoveAll(final)
+		return "", err
+	}
+	if err := p.swap(name); err != nil {
+		_ = os.RemoveAll(final)
+		_ = os.Remove(final + ".json")
+		return "", err
+	}
+	if p.current != name {
+		p.previous, p.current = p.current, name
+	}
+	p.prune()
+	return final, nil
+}
+
+// swap points root/current at checkouts/name with one rename(2).
+func (p *publisher) swap(name string) error {
+	tmpLink := filepath.Join(p.tmp, "current.link")
+	_ = os.Remove(tmpLink)
+	if err := os.Symlink(filepath.Join("checkouts", name), tmpLink); err != nil {
+		return fmt.Errorf("publishing checkout: %w", err)
+	}
+	if err := os.Rename(tmpLink, p.link); err != nil {
+		_ = os.Remove(tmpLink)
+		return fmt.Errorf("publishing checkout: %w", err)
+	}
+	// Make the rename durable; a failure here does not undo it.
+	if d, err := os.Open(p.root); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// writeMeta records meta as checkouts/<name>.json, atomically.
+func (p *publisher) writeMeta(name string, meta any) error {
+	b, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return fmt.Errorf("recording checkout metadata: %w", err)
+	}
+	f, err := os.CreateTemp(p.tmp, "meta-")
+	if err != nil {
+		return fmt.Errorf("recording checkout metadata: %w", err)
+	}
+	_, werr := f.Write(append(b, '\n'))
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("recording checkout metadata: %w", err)
+	}
+	if err := os.Rename(f.Name(), p.dir(name)+".json"); err != nil {
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("recording checkout metadata: %w", err)
+	}
+	return nil
+}
+
+// readMeta loads the metadata of the current checkout into meta; false if
+// there is none or it does not parse.
+func (p *publisher) readMeta(meta any) bool {
+	if p.current == "" {
+		return false
+	}
+	b, err := os.ReadFile(p.dir(p.current) + ".json")
+	if err != nil {
+		return false
+	}
+	return json.Unmarshal(b, meta) == nil
+}
+
+// prune removes every checkout but the current and the previous one.
+// Failures are left for the next publish.
+func (p *publisher) prune() {
+	entries, err := os.ReadDir(p.checkouts)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := strings.TrimSuffix(e.Name(), ".json")
+		if name == p.current || name == p.previous {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(p.checkouts, e.Name()))
+	}
+}

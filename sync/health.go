@@ -1,0 +1,91 @@
+package sync
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/tether-gitops/tether/health"
+)
+
+// healthPollInterval is how often --wait reads the objects.
+const healthPollInterval = time.Second
+
+// health computes the health of every rendered object from the live state,
+// once, or with Wait until all are Healthy or the timeout passes.
+//
+// Guarantees: every rendered object gets a verdict (missing after apply is
+// Failed); the sync's status is the worst of them; a timeout names each
+// object that is not Healthy with its message.
+func (r *run) health(ctx context.Context) error {
+	ids := make([]object.ObjMetadata, 0, len(r.res.Changes))
+	applied := map[object.ObjMetadata]time.Time{}
+	for _, c := range r.res.Changes {
+		ids = append(ids, c.ID)
+		if c.Written {
+			applied[c.ID] = r.appliedAt
+		}
+	}
+	var res map[object.ObjMetadata]health.Result
+	var err error
+	reader := &healthReader{r: r}
+	if r.opts.Wait {
+		res, err = health.Wait(ctx, reader, ids, applied, healthPollInterval, r.opts.Timeout, r.s.now)
+	} else {
+		res, err = health.Check(ctx, reader, ids, applied, r.s.now())
+	}
+	r.res.Observed = observe(reader.last)
+	if res != nil {
+		r.res.Health = res
+		r.res.Status = health.Healthy
+		for _, h := range res {
+			if health.Worse(h.Status, r.res.Status) {
+				r.res.Status = h.Status
+			}
+		}
+	}
+	return err
+}
+
+// observe records the resourceVersion of every live object read, so that a
+// later reconcile of the same revision can tell whether anything changed.
+func observe(live map[object.ObjMetadata]*unstructured.Unstructured) map[object.ObjMetadata]string {
+	if live == nil {
+		return nil
+	}
+	out := make(map[object.ObjMetadata]string, len(live))
+	for id, obj := range live {
+		out[id] = obj.GetResourceVersion()
+	}
+	return out
+}
+
+// Drifted reports whether any object a previous reconcile observed has
+// changed or gone since (its resourceVersion differs). It reads with one
+// LIST per resource and namespace where it can, and writes nothing: when
+// the revision is the same and nothing drifted, the agent skips the
+// reconcile altogether.
+func (s *Syncer) Drifted(ctx context.Context, opts Options, observed map[object.ObjMetadata]string) (bool, error) {
+	if len(observed) == 0 {
+		return true, nil
+	}
+	r := &run{s: s, opts: opts.withDefaults(), res: &Result{}}
+	ids := make([]object.ObjMetadata, 0, len(observed))
+	for id := range observed {
+		ids = append(ids, id)
+	}
+	reader := &healthReader{r: r}
+	live, err := reader.Read(ctx, ids)
+	if err != nil {
+		return true, err
+	}
+	for id, rv := range observed {
+		obj, ok := live[id]
+		if !ok || obj.GetResourceVersion() != rv {
+			return true, nil
+		}
+	}
+	return false, nil
+}

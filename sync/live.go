@@ -1,0 +1,230 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	gosync "sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/tether-gitops/tether/contract"
+)
+
+// liveRef is an object to read, at the version it is applied with.
+type liveRef struct {
+	id         object.ObjMetadata
+	gvr        schema.GroupVersionResource
+	namespaced bool
+}
+
+// Reading strategy: a group (one resource in one namespace) with at least
+// listMin objects is read with one LIST by the sync label (the objects the
+// sync already owns); objects not found that way are read with GETs, or with
+// one unfiltered LIST when there are at least listUnfilteredMin of them
+// (a first sync of many objects into one namespace).
+const (
+	listMin           = 4
+	listUnfilteredMin = 20
+	listPageSize      = 500
+)
+
+// readLive returns the live objects for refs; a missing key means the
+// object does not exist.
+func (r *run) readLive(ctx context.Context, refs []liveRef) (map[object.ObjMetadata]*unstructured.Unstructured, error) {
+	type groupKey struct {
+		gvr schema.GroupVersionResource
+		ns  string
+	}
+	groups := map[groupKey][]liveRef{}
+	var order []groupKey
+	for _, ref := range refs {
+		k := groupKey{ref.gvr, ref.id.Namespace}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], ref)
+	}
+	var mu gosync.Mutex
+	out := make(map[object.ObjMetadata]*unstructured.Unstructured, len(refs))
+	put := func(id object.ObjMetadata, obj *unstructured.Unstructured) {
+		mu.Lock()
+		out[id] = obj
+		mu.Unlock()
+	}
+	errs := parallel(ctx, r.opts.Concurrency, len(order), func(ctx context.Context, i int) error {
+		k := order[i]
+		members := groups[k]
+		client := r.resource(k.gvr, k.ns)
+		missing := members
+		if len(members) >= listMin {
+			found, err := r.list(ctx, client, contract.SyncLabel+"="+r.opts.Name, members)
+			if err != nil {
+				return err
+			}
+			missing = missing[:0:0]
+			for _, m := range members {
+				if obj, ok := found[m.id]; ok {
+					put(m.id, obj)
+				} else {
+					missing = append(missing, m)
+				}
+			}
+			if len(missing) >= listUnfilteredMin {
+				found, err := r.list(ctx, client, "", missing)
+				if err != nil {
+					return err
+				}
+				for _, m := range missing {
+					if obj, ok := found[m.id]; ok {
+						put(m.id, obj)
+					}
+				}
+				return nil
+			}
+		}
+		getErrs := parallel(ctx, r.opts.Concurrency, len(missing), func(ctx context.Context, j int) error {
+			m := missing[j]
+			r.requests.Add(1)
+			obj, err := client.Get(ctx, m.id.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", refString(m.id), err)
+			}
+			put(m.id, obj)
+			return nil
+		})
+		return firstError(getErrs)
+	})
+	if err := firstError(errs); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// list reads a group with one paginated LIST and indexes what it finds by
+// id, keeping only the wanted objects.
+func (r *run) list(ctx context.Context, client dynamic.ResourceInterface, selector string, wanted []liveRef) (map[object.ObjMetadata]*unstructured.Unstructured, error) {
+	want := make(map[object.ObjMetadata]bool, len(wanted))
+	for _, w := range wanted {
+		want[w.id] = true
+	}
+	out := map[object.ObjMetadata]*unstructured.Unstructured{}
+	opts := metav1.ListOptions{LabelSelector: selector, Limit: listPageSize}
+	for {
+		r.requests.Add(1)
+		list, err := client.List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", wanted[0].gvr.Resource, err)
+		}
+		for i := range list.Items {
+			obj := &list.Items[i]
+			id := object.UnstructuredToObjMetadata(obj)
+			if want[id] {
+				out[id] = obj
+			}
+		}
+		if list.GetContinue() == "" {
+			return out, nil
+		}
+		opts.Continue = list.GetContinue()
+	}
+}
+
+// resource is the dynamic client for a resource in a namespace ("" for
+// cluster-scoped resources).
+func (r *run) resource(gvr schema.GroupVersionResource, namespace string) dynamic.ResourceInterface {
+	res := r.s.clients.Dynamic.Resource(gvr)
+	if namespace == "" {
+		return res
+	}
+	return res.Namespace(namespace)
+}
+
+// refFor resolves an object id to a liveRef at the resource's preferred
+// version. ok is false when the kind is no longer served (its CRD is gone),
+// which means the object cannot exist.
+func (r *run) refFor(id object.ObjMetadata) (liveRef, bool, error) {
+	if c, ok := r.byID[id]; ok && !c.gvr.Empty() {
+		return liveRef{id: id, gvr: c.gvr, namespaced: c.namespaced}, true, nil
+	}
+	mapping, err := r.s.clients.Mapper.RESTMapping(id.GroupKind)
+	if meta.IsNoMatchError(err) {
+		return liveRef{}, false, nil
+	}
+	if err != nil {
+		return liveRef{}, false, fmt.Errorf("discovering %s: %w", id.GroupKind, err)
+	}
+	return liveRef{id: id, gvr: mapping.Resource, namespaced: mapping.Scope.Name() == meta.RESTScopeNameNamespace}, true, nil
+}
+
+// healthReader reads objects for the health package and keeps the last
+// read.
+type healthReader struct {
+	r    *run
+	last map[object.ObjMetadata]*unstructured.Unstructured
+}
+
+// Read implements health.Reader.
+func (h *healthReader) Read(ctx context.Context, ids []object.ObjMetadata) (map[object.ObjMetadata]*unstructured.Unstructured, error) {
+	refs := make([]liveRef, 0, len(ids))
+	for _, id := range ids {
+		ref, ok, err := h.r.refFor(id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			refs = append(refs, ref)
+		}
+	}
+	live, err := h.r.readLive(ctx, refs)
+	if err == nil {
+		h.last = live
+	}
+	return live, err
+}
+
+// parallel runs fn for i in [0, n) with at most limit at a time and returns
+// the errors by index (nil where fn succeeded). It does not stop at the
+// first error: every object gets its answer.
+func parallel(ctx context.Context, limit, n int, fn func(ctx context.Context, i int) error) []error {
+	errs := make([]error, n)
+	if n == 0 {
+		return errs
+	}
+	if limit <= 0 || limit > n {
+		limit = n
+	}
+	sem := make(chan struct{}, limit)
+	var wg gosync.WaitGroup
+	for i := 0; i < n; i++ {
+		if err := ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fn(ctx, i)
+		}(i)
+	}
+	wg.Wait()
+	return errs
+}
+
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,291 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/tether-gitops/tether/contract"
+)
+
+// plan decides what to do with every rendered object and writes nothing.
+//
+// Guarantees: each object is compared with its live version through a
+// server-side apply dry run, so admission denials, schema errors, immutable
+// fields and field-manager conflicts surface here, before anything is
+// written; an object whose dry run matches the live object is Unchanged and
+// will not be sent at all; an object that another sync owns is a conflict.
+// Objects that cannot be dry-run yet (their Namespace or CRD is created by
+// this revision) are Deferred and planned by apply after those exist. Any
+// failed or conflicting object fails the plan, naming each one.
+func (r *run) plan(ctx context.Context) error {
+	if err := r.normalize(); err != nil {
+		return err
+	}
+	var ready []*Change
+	for _, c := range r.res.Changes {
+		if c.Deferred {
+			c.Action = ActionCreate
+			continue
+		}
+		ready = append(ready, c)
+	}
+	if err := r.planChanges(ctx, ready); err != nil {
+		return err
+	}
+	return planProblems("plan", ready)
+}
+
+// planChanges reads the live objects and dry-runs the changes.
+func (r *run) planChanges(ctx context.Context, changes []*Change) error {
+	refs := make([]liveRef, len(changes))
+	for i, c := range changes {
+		refs[i] = liveRef{id: c.ID, gvr: c.gvr, namespaced: c.namespaced}
+	}
+	live, err := r.readLive(ctx, refs)
+	if err != nil {
+		return err
+	}
+	newNamespaces := map[string]bool{}
+	for _, c := range changes {
+		c.Live = live[c.ID]
+		if isNamespace(c.ID.GroupKind) && c.Live == nil {
+			newNamespaces[c.ID.Name] = true
+		}
+	}
+	var todo []*Change
+	for _, c := range changes {
+		if c.namespaced && newNamespaces[c.ID.Namespace] {
+			// The namespace does not exist yet, so the API server would
+			// refuse the dry run; plan it once the namespace is applied.
+			c.Deferred = true
+			c.Action = ActionCreate
+			continue
+		}
+		todo = append(todo, c)
+	}
+	adjustForAutoscalers(todo, r.res.Changes)
+	parallel(ctx, r.opts.Concurrency, len(todo), func(ctx context.Context, i int) error {
+		r.dryRun(ctx, todo[i])
+		return nil
+	})
+	return ctx.Err()
+}
+
+// dryRun plans one change with a server-side apply dry run.
+func (r *run) dryRun(ctx context.Context, c *Change) {
+	c.Deferred = false
+	if owner := ownerOf(c.Live); c.Live != nil && owner != r.opts.Name && owner != "" && forceMode(c.Desired) != forceAll {
+		c.Action = ActionConflict
+		c.Conflicts = []string{fmt.Sprintf("owned by sync %q (label %s)", owner, contract.SyncLabel)}
+		return
+	}
+	// A new commit that leaves the object alone must not rewrite it just to
+	// bump the revision annotation: plan with the live value, and set the
+	// new revision only if something else changes.
+	rev := r.in.Revision
+	if c.Live != nil {
+		if v, ok := c.Live.GetAnnotations()[contract.RevisionAnnotation]; ok {
+			rev = v
+		}
+	}
+	setAnnotation(c.Desired, contract.RevisionAnnotation, rev)
+
+	mode := forceMode(c.Desired)
+	c.Force = mode == forceAll
+	pred, err := r.patch(ctx, c, true)
+	if conflicts := conflictFields(err); len(conflicts) > 0 && mode == forceFields && covered(conflicts, forceFieldList(c.Desired)) {
+		c.Force = true
+		pred, err = r.patch(ctx, c, true)
+	}
+	switch {
+	case err == nil:
+		c.Predicted = pred
+		switch {
+		case c.Live == nil:
+			c.Action = ActionCreate
+		case sameObject(c.Live, pred):
+			c.Action = ActionUnchanged
+		default:
+			c.Action = ActionUpdate
+		}
+		if c.Action.writes() {
+			setAnnotation(c.Desired, contract.RevisionAnnotation, r.in.Revision)
+		}
+	case len(conflictFields(err)) > 0:
+		c.Action = ActionConflict
+		c.Conflicts = conflictFields(err)
+		c.Err = fmt.Errorf("fields owned by other managers (set %s on the object to take them)", contract.ForceConflictsAnnotation)
+	case isImmutableChange(err):
+		if c.Desired.GetAnnotations()[contract.RecreateAnnotation] == "true" {
+			c.Action = ActionRecreate
+			setAnnotation(c.Desired, contract.RevisionAnnotation, r.in.Revision)
+			return
+		}
+		c.Action = ActionFailed
+		c.Err = fmt.Errorf("%w (set %s: \"true\" on the object to delete and recreate it)", apiMessage(err), contract.RecreateAnnotation)
+	default:
+		c.Action = ActionFailed
+		c.Err = apiMessage(err)
+	}
+}
+
+// patch sends the desired object as a server-side apply patch.
+func (r *run) patch(ctx context.Context, c *Change, dryRun bool) (*unstructured.Unstructured, error) {
+	data, err := c.Desired.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", c.Ref(), err)
+	}
+	force := c.Force
+	opts := metav1.PatchOptions{FieldManager: contract.FieldManager, Force: &force}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	} else {
+		r.writes.Add(1)
+	}
+	r.requests.Add(1)
+	return r.resource(c.gvr, c.ID.Namespace).Patch(ctx, c.ID.Name, types.ApplyPatchType, data, opts)
+}
+
+// planProblems fails a phase if any change failed or conflicts.
+func planProblems(phase string, changes []*Change) error {
+	var problems []string
+	for _, c := range changes {
+		switch c.Action {
+		case ActionFailed:
+			problems = append(problems, fmt.Sprintf("%s (%s): %v", c.Ref(), c.Source, c.Err))
+		case ActionConflict:
+			problems = append(problems, fmt.Sprintf("%s (%s): conflict: %s", c.Ref(), c.Source, strings.Join(c.Conflicts, ", ")))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &PhaseError{Phase: phase, Objects: problems, Err: fmt.Errorf("%d of %d objects cannot be applied; nothing was written", len(problems), len(changes))}
+}
+
+// ownerOf is the sync named by an object's label.
+func ownerOf(obj *unstructured.Unstructured) string {
+	if obj == nil {
+		return ""
+	}
+	return obj.GetLabels()[contract.SyncLabel]
+}
+
+// sameObject reports whether applying would leave the live object as it is:
+// the dry-run answer equals it, except for bookkeeping only the server
+// changes (managed fields timestamps, resourceVersion, generation) and
+// status, which an apply does not write and controllers change all the
+// time (between reading the live object and the dry run, a Deployment's
+// status may well move on).
+func sameObject(live, predicted *unstructured.Unstructured) bool {
+	return equality.Semantic.DeepEqual(comparable(live), comparable(predicted))
+}
+
+func comparable(obj *unstructured.Unstructured) map[string]any {
+	c := obj.DeepCopy()
+	for _, f := range []string{"managedFields", "resourceVersion", "generation"} {
+		unstructured.RemoveNestedField(c.Object, "metadata", f)
+	}
+	delete(c.Object, "status")
+	return c.Object
+}
+
+type force int
+
+const (
+	forceNone force = iota
+	forceAll
+	forceFields
+)
+
+// forceMode reads the force-conflicts annotation: "true" forces every
+// field, a comma-separated list forces only those fields.
+func forceMode(obj *unstructured.Unstructured) force {
+	switch v := strings.TrimSpace(obj.GetAnnotations()[contract.ForceConflictsAnnotation]); v {
+	case "", "false":
+		return forceNone
+	case "true":
+		return forceAll
+	}
+	return forceFields
+}
+
+func forceFieldList(obj *unstructured.Unstructured) map[string]bool {
+	out := map[string]bool{}
+	for _, f := range strings.Split(obj.GetAnnotations()[contract.ForceConflictsAnnotation], ",") {
+		if f = strings.Trim(strings.TrimSpace(f), "."); f != "" {
+			out[f] = true
+		}
+	}
+	return out
+}
+
+// covered reports whether every conflict ("field (manager)") is on a field
+// the object opted in to forcing.
+func covered(conflicts []string, fields map[string]bool) bool {
+	for _, c := range conflicts {
+		field, _, _ := strings.Cut(c, " ")
+		if !fields[field] {
+			return false
+		}
+	}
+	return true
+}
+
+var managerInMessage = regexp.MustCompile(`conflict with "([^"]*)"`)
+
+// conflictFields lists the fields of a server-side apply conflict as
+// "field (manager)", or nil when err is not one.
+func conflictFields(err error) []string {
+	var status apierrors.APIStatus
+	if err == nil || !apierrors.IsConflict(err) || !errors.As(err, &status) {
+		return nil
+	}
+	details := status.Status().Details
+	if details == nil {
+		return nil
+	}
+	var out []string
+	for _, cause := range details.Causes {
+		if cause.Type != metav1.CauseTypeFieldManagerConflict {
+			continue
+		}
+		manager := "another manager"
+		if m := managerInMessage.FindStringSubmatch(cause.Message); m != nil {
+			manager = m[1]
+		}
+		out = append(out, fmt.Sprintf("%s (%s)", strings.TrimPrefix(cause.Field, "."), manager))
+	}
+	return out
+}
+
+// isImmutableChange recognises the API server's answers to a change of a
+// field that cannot change after creation.
+func isImmutableChange(err error) bool {
+	if err == nil || !apierrors.IsInvalid(err) {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "immutable") ||
+		strings.Contains(msg, "may not change once set") ||
+		strings.Contains(msg, "updates to statefulset spec for fields other than")
+}
+
+// apiMessage keeps the API server's own message, which already names the
+// object and the field.
+func apiMessage(err error) error {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return fmt.Errorf("%s", status.Status().Message)
+	}
+	return err
+}

@@ -1,0 +1,142 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/tether-gitops/tether/health"
+	"github.com/tether-gitops/tether/inventory"
+)
+
+// Reconcile makes the cluster match one revision. It reads as the list of
+// phases; each phase lives in the file of its name. The result is returned
+// also on error, filled as far as the reconcile got.
+func (s *Syncer) Reconcile(ctx context.Context, opts Options, in Input) (*Result, error) {
+	r := &run{s: s, opts: opts.withDefaults(), in: in}
+	r.res = &Result{Sync: opts.Name, Revision: in.Revision, Path: in.Path, Started: s.now(), Status: health.Healthy}
+	defer func() {
+		r.res.Duration = s.now().Sub(r.res.Started)
+		r.res.Writes = r.writes.Load()
+		r.res.Requests = r.requests.Load()
+		sortChanges(r.res.Changes)
+	}()
+	if err := r.opts.validate(); err != nil {
+		return r.fail("config", err)
+	}
+	if err := r.build(ctx); err != nil {
+		return r.fail("build", err)
+	}
+	if err := r.loadInventory(ctx); err != nil {
+		return r.fail("inventory", err)
+	}
+	if err := r.guardEmpty(); err != nil {
+		return r.fail("prune", err)
+	}
+	if err := r.plan(ctx); err != nil {
+		return r.fail("plan", err)
+	}
+	if r.opts.DryRun {
+		if err := r.planPrune(ctx); err != nil {
+			return r.fail("prune", err)
+		}
+		return r.res, nil
+	}
+	if err := r.recordIntent(ctx); err != nil {
+		return r.fail("inventory", err)
+	}
+	if err := r.apply(ctx); err != nil {
+		return r.fail("apply", err)
+	}
+	if err := r.saveInventory(ctx); err != nil {
+		return r.fail("inventory", err)
+	}
+	pruneErr := r.prune(ctx)
+	healthErr := r.health(ctx)
+	if pruneErr != nil {
+		return r.fail("prune", pruneErr)
+	}
+	if healthErr != nil {
+		return r.fail("health", healthErr)
+	}
+	return r.res, nil
+}
+
+// run is the state of one reconcile, shared by the phases.
+type run struct {
+	s    *Syncer
+	opts Options
+	in   Input
+	res  *Result
+
+	// inv is the inventory as loaded; owned is the inventory as it is being
+	// rewritten by this reconcile.
+	inv *inventory.Inventory
+	// byID indexes the rendered objects.
+	byID map[object.ObjMetadata]*Change
+	// appliedAt is when the apply phase finished.
+	appliedAt time.Time
+
+	writes   atomic.Int64
+	requests atomic.Int64
+}
+
+// fail records the failed phase and returns the error as a *PhaseError.
+func (r *run) fail(phase string, err error) (*Result, error) {
+	var pe *PhaseError
+	if !errors.As(err, &pe) {
+		pe = &PhaseError{Phase: phase, Revision: r.in.Revision, Err: err}
+	}
+	if pe.Phase == "" {
+		pe.Phase = phase
+	}
+	if pe.Revision == "" {
+		pe.Revision = r.in.Revision
+	}
+	r.res.Phase = pe.Phase
+	r.res.Err = pe
+	r.s.log.Debug("sync failed", "sync", r.opts.Name, "phase", pe.Phase, "revision", r.in.Revision, "error", pe.Err, "objects", len(pe.Objects))
+	return r.res, pe
+}
+
+func (o Options) withDefaults() Options {
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	if o.InventoryNamespace == "" {
+		o.InventoryNamespace = "tether-system"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	if o.Name == "" {
+		return fmt.Errorf("the sync needs a name")
+	}
+	if len(o.Name) > 63 || !isDNSLabel(o.Name) {
+		return fmt.Errorf("sync name %q: must be a DNS label (lower case letters, digits and '-', at most 63)", o.Name)
+	}
+	return nil
+}
+
+func isDNSLabel(s string) bool {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}

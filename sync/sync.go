@@ -1,0 +1,285 @@
+// Package sync makes a cluster match a rendered revision: it builds the
+// objects, plans each change with a server-side dry run, applies what
+// differs with server-side apply, records what it owns in the inventory,
+// prunes what it applied before and is gone now, and reports health.
+//
+// Reconcile (reconcile.go) lists the phases in order; each phase is a file of
+// its own with a doc comment saying what it guarantees. A phase that fails
+// returns a *PhaseError naming the phase, the revision and the objects, and
+// nothing after it runs.
+package sync
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/tether-gitops/tether/health"
+	"github.com/tether-gitops/tether/kube"
+)
+
+// Options configure one sync.
+type Options struct {
+	// Name names the sync: its inventory, the tether.dev/sync label on its
+	// objects. A DNS label.
+	Name string
+	// Namespace is given to namespaced objects that have none.
+	Namespace string
+	// InventoryNamespace holds the sync's inventory ConfigMap.
+	InventoryNamespace string
+
+	// Prune deletes objects the previous inventory has and the new set
+	// lacks. Off, such objects are left in place and forgotten.
+	Prune bool
+	// AllowEmpty lets an empty rendered set prune everything the sync owns.
+	AllowEmpty bool
+	// DeleteBudget bounds deletes per reconcile; more candidates than the
+	// budget refuses the whole prune.
+	DeleteBudget Budget
+	// PruneProtected allows pruning of the kinds that are protected by
+	// default (Namespace, CustomResourceDefinition, PersistentVolumeClaim),
+	// by GroupKind string such as "Namespace" or
+	// "CustomResourceDefinition.apiextensions.k8s.io".
+	PruneProtected []string
+
+	// Wait polls health after applying until every object is Healthy or
+	// Timeout passes.
+	Wait bool
+	// Timeout bounds Wait and the wait for CRDs to be established.
+	Timeout time.Duration
+	// Concurrency bounds parallel requests per phase.
+	Concurrency int
+	// DryRun stops after planning (and prune planning): nothing is written.
+	DryRun bool
+}
+
+// Input is the revision to sync: a checkout on disk and the folder in it.
+type Input struct {
+	// Root is the checkout; the build reads nothing outside it.
+	Root string
+	// Path is the folder to render, relative to Root.
+	Path string
+	// Revision identifies the checkout (e.g. main@sha1:...).
+	Revision string
+}
+
+// Syncer runs reconciles against one cluster.
+type Syncer struct {
+	clients *kube.Clients
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New returns a Syncer using clients.
+func New(clients *kube.Clients, log *slog.Logger) *Syncer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Syncer{clients: clients, log: log, now: time.Now}
+}
+
+// Action is what a reconcile does (or would do) to one object.
+type Action string
+
+// The actions.
+const (
+	// ActionCreate: the object does not exist and is created.
+	ActionCreate Action = "create"
+	// ActionUpdate: the live object differs from the desired one.
+	ActionUpdate Action = "update"
+	// ActionUnchanged: applying would change nothing, so nothing is sent.
+	ActionUnchanged Action = "unchanged"
+	// ActionRecreate: an immutable field changed and the object opted in to
+	// being deleted and created again.
+	ActionRecreate Action = "recreate"
+	// ActionConflict: another field manager or sync owns what this sync
+	// would change.
+	ActionConflict Action = "conflict"
+	// ActionFailed: the dry run or the apply was refused.
+	ActionFailed Action = "failed"
+	// ActionPrune: the object is gone from the revision and deleted.
+	ActionPrune Action = "prune"
+	// ActionOrphan: the object is gone from the revision but left in place
+	// (protected, prune disabled, or taken over by someone else) and
+	// forgotten by the inventory.
+	ActionOrphan Action = "orphan"
+	// ActionKeep: the object is gone from the revision, should be pruned,
+	// but a guard or an error kept it; it stays in the inventory.
+	ActionKeep Action = "keep"
+)
+
+// writes reports whether the action writes the object.
+func (a Action) writes() bool {
+	return a == ActionCreate || a == ActionUpdate || a == ActionRecreate
+}
+
+// Change is the plan and outcome for one desired object.
+type Change struct {
+	// ID names the object.
+	ID object.ObjMetadata
+	// Source is the file the object came from, relative to the checkout.
+	Source string
+	// Action is the plan; after apply, ActionFailed if the write failed.
+	Action Action
+	// Desired is the object as tether applies it (labels added, default
+	// namespace set).
+	Desired *unstructured.Unstructured
+	// Live is the object in the cluster before the sync, nil if absent.
+	Live *unstructured.Unstructured
+	// Predicted is the server's dry-run answer: the object as it would be
+	// after applying.
+	Predicted *unstructured.Unstructured
+	// Conflicts lists the fields another manager owns, as "field (manager)".
+	Conflicts []string
+	// Force is set when the object opted in to taking the conflicting
+	// fields.
+	Force bool
+	// Deferred is set when the object could not be planned before its
+	// Namespace or CustomResourceDefinition exists; it is planned after
+	// those are applied.
+	Deferred bool
+	// Err is why planning or applying failed.
+	Err error
+	// Written is set once the object was written successfully.
+	Written bool
+
+	gvk        schema.GroupVersionKind
+	gvr        schema.GroupVersionResource
+	namespaced bool
+}
+
+// Ref is the object as Kind/namespace/name.
+func (c *Change) Ref() string { return health.Ref(c.ID) }
+
+// PruneOutcome is what happened to one object gone from the revision.
+type PruneOutcome struct {
+	ID     object.ObjMetadata
+	Action Action // ActionPrune, ActionOrphan or ActionKeep
+	Reason string
+	Err    error
+}
+
+// Result is what a reconcile did.
+type Result struct {
+	Sync     string
+	Revision string
+	Path     string
+	// Changes holds one entry per rendered object, sorted by Ref.
+	Changes []*Change
+	// Pruned holds one entry per object the inventory had and the revision
+	// lacks.
+	Pruned []PruneOutcome
+	// Health is the health of every rendered object after the sync (empty
+	// when the sync stopped before applying).
+	Health map[object.ObjMetadata]health.Result
+	// Status is the worst health (Healthy for an empty set).
+	Status health.Status
+	// Phase names the phase that failed ("" on success).
+	Phase string
+	// Err is the error that stopped the reconcile, also returned.
+	Err error
+	// Started and Duration time the reconcile.
+	Started  time.Time
+	Duration time.Duration
+	// Observed holds the resourceVersion of every rendered object as last
+	// read, for Syncer.Drifted.
+	Observed map[object.ObjMetadata]string
+	// BuildDuration is how long rendering took.
+	BuildDuration time.Duration
+	// Writes counts the mutating requests sent (dry runs excluded).
+	Writes int64
+	// Requests counts every request sent.
+	Requests int64
+}
+
+// Counts returns the number of objects per action, prune outcomes included.
+func (r *Result) Counts() map[Action]int {
+	out := map[Action]int{}
+	for _, c := range r.Changes {
+		out[c.Action]++
+	}
+	for _, p := range r.Pruned {
+		out[p.Action]++
+	}
+	return out
+}
+
+// Changed reports whether the reconcile changed (or, in a dry run, would
+// change) anything.
+func (r *Result) Changed() bool {
+	for _, c := range r.Changes {
+		if c.Action != ActionUnchanged {
+			return true
+		}
+	}
+	for _, p := range r.Pruned {
+		if p.Action == ActionPrune || p.Action == ActionOrphan {
+			return true
+		}
+	}
+	return false
+}
+
+// PhaseError is a reconcile that stopped in a phase.
+type PhaseError struct {
+	Phase    string
+	Revision string
+	// Objects names the objects involved, as Kind/namespace/name: reason.
+	Objects []string
+	Err     error
+}
+
+func (e *PhaseError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s failed", e.Phase)
+	if e.Revision != "" {
+		fmt.Fprintf(&b, " at revision %s", e.Revision)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	const show = 20
+	for i, o := range e.Objects {
+		if i == show {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Objects)-show)
+			break
+		}
+		fmt.Fprintf(&b, "\n  %s", o)
+	}
+	return b.String()
+}
+
+func (e *PhaseError) Unwrap() error { return e.Err }
+
+// Guard reasons, for GuardError.
+const (
+	// GuardEmptyRevision: the revision renders nothing and would prune
+	// everything.
+	GuardEmptyRevision = "empty_revision"
+	// GuardDeleteBudget: more deletes than the budget allows.
+	GuardDeleteBudget = "delete_budget"
+)
+
+// GuardError is a reconcile stopped by a safety guard rather than by a
+// failure; Reason is one of the Guard constants.
+type GuardError struct {
+	Reason string
+	Err    error
+}
+
+func (e *GuardError) Error() string { return e.Err.Error() }
+func (e *GuardError) Unwrap() error { return e.Err }
+
+// sortChanges orders changes by Ref for stable output.
+func sortChanges(cs []*Change) {
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Ref() < cs[j].Ref() })
+}
+
+// refString names an object as Kind/namespace/name.
+func refString(id object.ObjMetadata) string { return health.Ref(id) }
