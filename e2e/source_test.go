@@ -395,6 +395,26 @@ func TestSourceGitPolling(t *testing.T) {
 		t.Errorf("server saw %d fetches in total, want 3", n)
 	}
 
+	// Concurrent callers (the sync loop, a webhook, the metrics collector)
+	// are safe: Fetch calls take turns, Stats and Current never block.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			for range 3 {
+				if art, err := g.Fetch(ctx); err != nil || art.Revision != third.Revision {
+					t.Errorf("concurrent Fetch: %v, %v", art, err)
+				}
+				_ = g.Stats()
+				_ = g.Current()
+			}
+		}()
+	}
+	wg.Wait()
+
 	// A restarted source on the same Dir resumes without fetching.
 	g2, _ := srcGitSource(t, source.GitOptions{URL: repo.URL, Ref: source.Ref{Branch: "main"}, Dir: dir})
 	if art := srcFetch(t, g2); art.Revision != third.Revision || art.Dir != third.Dir {

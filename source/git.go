@@ -460,7 +460,9 @@ func (g *Git) fetchAndPublish(ctx context.Context, conn *connection, sess sessio
 		}
 		g.stats.fetches.Add(1)
 		g.stats.fallbackFetches.Add(1)
-		err = g.fetchPack(ctx, sess2, adv2, wants, 0, st)
+		if err = g.fetchPack(ctx, sess2, adv2, wants, 0, st); err != nil {
+			err = fmt.Errorf("commit %s is no branch or tag tip and the server only sends tips, so all history was fetched to find it: %w", t.Object, err)
+		}
 	}
 	if err != nil {
 		return nil, g.transferError(ctx, conn, err)

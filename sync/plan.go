@@ -106,6 +106,16 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 		c.Force = true
 		pred, err = r.patch(ctx, c, true)
 	}
+	if err == nil && c.Live != nil && pred.GetResourceVersion() != c.Live.GetResourceVersion() {
+		// Someone (usually a controller) changed the object between our
+		// read and the dry run, which answered from the newer version:
+		// compare with that version, or the controller's change would
+		// look like ours.
+		r.requests.Add(1)
+		if fresh, gerr := r.resource(c.gvr, c.ID.Namespace).Get(ctx, c.ID.Name, metav1.GetOptions{}); gerr == nil {
+			c.Live = fresh
+		}
+	}
 	switch {
 	case err == nil:
 		c.Predicted = pred

@@ -289,12 +289,10 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-var versionRE = regexp.MustCompile(`OpenSSH_(\d+)\.(\d+)`)
-
 // sshdAtLeast reports whether the installed sshd is at least major.minor.
 func sshdAtLeast(major, minor int) bool {
 	out, _ := exec.Command(SSHDPath, "-V").CombinedOutput()
-	m := versionRE.FindSubmatch(out)
+	m := regexp.MustCompile(`OpenSSH_(\d+)\.(\d+)`).FindSubmatch(out)
 	if m == nil {
 		return false
 	}

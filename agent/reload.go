@@ -1,0 +1,151 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/tether-gitops/tether/config"
+	"github.com/tether-gitops/tether/webhook"
+)
+
+// reloadDebounce is the quiet time after a change of the configuration
+// folder before it is read: editors and kubelet write in several steps.
+const reloadDebounce = 300 * time.Millisecond
+
+// watchConfig reloads the configuration when its folder changes. It
+// watches the folder, not the file: a mounted ConfigMap is updated by
+// kubelet swapping a "..data" symlink, and editors replace files by
+// renaming, so a watch on the file itself would go deaf after the first
+// change.
+func (a *Agent) watchConfig(ctx context.Context) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		a.log.Error("cannot watch the configuration; hot reload is off", "error", err)
+		return
+	}
+	defer w.Close()
+	dir := filepath.Dir(a.opts.ConfigPath)
+	if err := w.Add(dir); err != nil {
+		a.log.Error("cannot watch the configuration folder; hot reload is off", "folder", dir, "error", err)
+		return
+	}
+	var timer *time.Timer
+	fire := make(chan struct{}, 1)
+	for {
+		select {
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if !a.relevant(ev.Name) {
+				continue
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			timer = time.AfterFunc(reloadDebounce, func() {
+				select {
+				case fire <- struct{}{}:
+				default:
+				}
+			})
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			a.log.Error("watching the configuration", "error", err)
+		case <-fire:
+			a.reload()
+		}
+	}
+}
+
+// relevant reports whether a change in the configuration folder may
+// change the configuration: the file itself, or kubelet's ..data swap.
+func (a *Agent) relevant(name string) bool {
+	base := filepath.Base(name)
+	return base == filepath.Base(a.opts.ConfigPath) || strings.HasPrefix(base, "..")
+}
+
+// reload reads the configuration again. A bad version is rejected: it is
+// logged, reported in /status, counted and recorded as an event, and the
+// running configuration stays. An unchanged file changes nothing.
+func (a *Agent) reload() {
+	cfg, err := config.Load(a.opts.ConfigPath)
+	a.metrics.ConfigReload(err == nil)
+	if err != nil {
+		a.mu.Lock()
+		a.cfgErr = err.Error()
+		a.mu.Unlock()
+		a.log.Error("rejected the new configuration; the previous one keeps running", "file", a.opts.ConfigPath, "error", err)
+		a.agentEvent(eventWarning, reasonConfigRejected, "rejected the new configuration (the previous one keeps running): %v", err)
+		return
+	}
+	a.mu.Lock()
+	same := a.cfg != nil && sameConfig(a.cfg, cfg)
+	a.mu.Unlock()
+	if same {
+		a.mu.Lock()
+		a.cfgErr = ""
+		a.mu.Unlock()
+		return
+	}
+	a.log.Info("configuration reloaded", "file", a.opts.ConfigPath, "syncs", len(cfg.Syncs))
+	a.setConfig(cfg)
+}
+
+// setConfig installs a configuration: webhook targets and, when leading,
+// the running syncs.
+func (a *Agent) setConfig(cfg *config.Config) {
+	a.hooks.SetTargets(a.webhookTargets(cfg))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cfg = cfg
+	a.cfgErr = ""
+	a.cfgLoadedAt = time.Now()
+	a.reconcileRunners()
+}
+
+// webhookTargets reads each sync's webhook secret. A sync whose secret
+// cannot be read cannot be triggered (and says why in the log).
+func (a *Agent) webhookTargets(cfg *config.Config) []webhook.Target {
+	var out []webhook.Target
+	for _, s := range cfg.Syncs {
+		if s.WebhookSecretFile == "" {
+			continue
+		}
+		secret, err := os.ReadFile(s.WebhookSecretFile)
+		if err == nil && len(strings.TrimSpace(string(secret))) == 0 {
+			err = errors.New("the file is empty")
+		}
+		if err != nil {
+			a.log.Error("webhook secret unreadable; webhooks cannot trigger this sync", "sync", s.Name, "file", s.WebhookSecretFile, "error", err)
+			continue
+		}
+		out = append(out, webhook.Target{Sync: s.Name, RepoURL: s.Source.URL, Secret: []byte(strings.TrimRight(string(secret), "\r\n"))})
+	}
+	return out
+}
+
+func sameConfig(a, b *config.Config) bool {
+	if len(a.Syncs) != len(b.Syncs) || a.Defaults.InventoryNamespace != b.Defaults.InventoryNamespace || a.Webhook != b.Webhook {
+		return false
+	}
+	for i := range a.Syncs {
+		if !a.Syncs[i].Equal(b.Syncs[i]) {
+			return false
+		}
+	}
+	return true
+}

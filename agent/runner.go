@@ -1,0 +1,284 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	gosync "sync"
+	"time"
+
+	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/tether-gitops/tether/config"
+	"github.com/tether-gitops/tether/metrics"
+	"github.com/tether-gitops/tether/source"
+	tsync "github.com/tether-gitops/tether/sync"
+)
+
+// Retry timing after failures: the first retry after backoffBase (or the
+// interval, when shorter), doubling up to backoffMax.
+const (
+	backoffBase = 5 * time.Second
+	backoffMax  = 5 * time.Minute
+	jitter      = 0.1
+)
+
+// fetcher is what a runner needs from its source.
+type fetcher interface {
+	Fetch(ctx context.Context) (*source.Artifact, error)
+}
+
+// runner runs one sync: fetch, reconcile, wait for the interval or a
+// trigger, repeat.
+type runner struct {
+	a   *Agent
+	cfg config.Sync
+	src fetcher
+	// trigger is the sync's one pending-trigger slot: a burst of webhooks
+	// or file changes causes one reconcile, not a queue of them.
+	trigger chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	mu     gosync.Mutex
+	status SyncStatus
+
+	// Touched only by the loop goroutine.
+	lastApplied string
+	observed    map[object.ObjMetadata]string
+	prevStats   source.Stats
+	failures    int
+}
+
+func newRunner(a *Agent, cfg config.Sync) (*runner, error) {
+	r := &runner{a: a, cfg: cfg, trigger: make(chan struct{}, 1), done: make(chan struct{})}
+	dir := filepath.Join(a.opts.DataDir, cfg.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sync %s: data folder: %w", cfg.Name, err)
+	}
+	log := a.log.With("sync", cfg.Name)
+	if cfg.Source.IsGit() {
+		opts := cfg.Source.GitOptions(dir)
+		opts.Getenv, opts.Logger = a.opts.Getenv, log
+		git, err := source.NewGit(opts)
+		if err != nil {
+			return nil, fmt.Errorf("sync %s: %w", cfg.Name, err)
+		}
+		r.src = git
+		r.status.Source = source.Redact(cfg.Source.URL)
+		r.status.Ref = cfg.Source.Ref.String()
+	} else {
+		opts := cfg.Source.LocalOptions(dir)
+		opts.Logger = log
+		local, err := source.NewLocal(opts)
+		if err != nil {
+			return nil, fmt.Errorf("sync %s: %w", cfg.Name, err)
+		}
+		r.src = local
+		r.status.Source = cfg.Source.LocalPath
+	}
+	r.status.Name = cfg.Name
+	r.status.Path = cfg.Path
+	r.status.Suspended = cfg.Suspend
+	return r, nil
+}
+
+// start runs the loop until ctx ends or stop is called.
+func (r *runner) start(ctx context.Context) {
+	ctx, r.cancel = context.WithCancel(ctx)
+	if local, ok := r.src.(*source.Local); ok && !r.cfg.Suspend {
+		go func() {
+			if err := local.Watch(ctx, r.trigger); err != nil && ctx.Err() == nil {
+				r.a.log.Error("watching the folder failed; polling only", "sync", r.cfg.Name, "error", err)
+			}
+		}()
+	}
+	go func() {
+		defer close(r.done)
+		r.loop(ctx)
+	}()
+}
+
+// stop ends the loop and waits for it: the current reconcile is aborted
+// through its context.
+func (r *runner) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// poke asks for a reconcile now; it never blocks.
+func (r *runner) poke() {
+	select {
+	case r.trigger <- struct{}{}:
+	default:
+	}
+}
+
+func (r *runner) loop(ctx context.Context) {
+	if r.cfg.Suspend {
+		<-ctx.Done()
+		return
+	}
+	interval := r.cfg.Source.Interval
+	for {
+		err := r.reconcile(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := Jitter(interval, jitter, rand.Float64())
+		if err != nil {
+			r.failures++
+			base := min(backoffBase, interval)
+			wait = Jitter(Backoff(r.failures, base, max(backoffMax, interval)), jitter, rand.Float64())
+		} else {
+			r.failures = 0
+		}
+		r.update(func(s *SyncStatus) {
+			s.ConsecutiveFailures = r.failures
+			s.NextAttempt = time.Now().Add(wait)
+		})
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-r.trigger:
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+// reconcile fetches and, unless the revision is the one applied and
+// nothing drifted, runs one reconcile.
+func (r *runner) reconcile(ctx context.Context) error {
+	started := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	log := r.a.log.With("sync", r.cfg.Name)
+	art, err := r.src.Fetch(ctx)
+	r.gitStats()
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return err
+		}
+		log.Error("fetch failed", "error", err)
+		r.a.metrics.FetchFailed(r.cfg.Name, time.Since(started))
+		r.a.event(r.cfg, eventWarning, reasonFailed, "fetch failed: %v", err)
+		r.record(started, &Attempt{Outcome: metrics.OutcomeFailure, Phase: "fetch", Error: err.Error()})
+		return err
+	}
+	r.update(func(s *SyncStatus) {
+		if s.Fetched == nil || s.Fetched.Revision != art.Revision {
+			s.Fetched = &RevisionStatus{Revision: art.Revision, Commit: commitOf(art), At: time.Now()}
+		}
+	})
+	opts := r.cfg.SyncOptions(r.a.inventoryNamespace())
+	opts.Concurrency = r.a.opts.Concurrency
+	if art.Revision == r.lastApplied && r.observed != nil {
+		drifted, err := r.a.syncer.Drifted(ctx, opts, r.observed)
+		if err == nil && !drifted {
+			r.a.metrics.Skipped(r.cfg.Name, time.Since(started))
+			r.record(started, &Attempt{Outcome: metrics.OutcomeSkipped, Revision: art.Revision})
+			return nil
+		}
+	}
+	res, err := r.a.syncer.Reconcile(ctx, opts, tsync.Input{Root: art.Dir, Path: r.cfg.Path, Revision: art.Revision})
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Stopped (shutdown, lost lease, config change): not a failure
+		// of the sync.
+		return err
+	}
+	drift := map[string]int{}
+	if art.Revision == r.lastApplied {
+		for _, c := range res.Changes {
+			if c.Written {
+				drift[c.ID.GroupKind.Kind]++
+			}
+		}
+	}
+	commit := ""
+	if c := commitOf(art); c != nil {
+		commit = c.Hash
+	}
+	r.a.metrics.Reconcile(r.cfg.Name, res, err, commit, drift, len(res.Changes))
+	attempt := &Attempt{Outcome: metrics.OutcomeSuccess, Revision: art.Revision, Counts: countsOf(res), Writes: res.Writes}
+	if err != nil {
+		attempt.Outcome, attempt.Phase, attempt.Error = metrics.OutcomeFailure, res.Phase, err.Error()
+		r.observed = nil
+		log.Error("reconcile failed", "revision", art.Revision, "phase", res.Phase, "error", err)
+		var guard *tsync.GuardError
+		if errors.As(err, &guard) {
+			r.a.event(r.cfg, eventWarning, reasonGuard, "%s at %s: %v", guard.Reason, art.Revision, guard.Err)
+		} else {
+			r.a.event(r.cfg, eventWarning, reasonFailed, "%s failed at %s: %v", res.Phase, art.Revision, err)
+		}
+	} else {
+		if art.Revision != r.lastApplied || res.Changed() {
+			log.Info("applied", "revision", art.Revision, "writes", res.Writes, "counts", attempt.Counts, "health", res.Status, "drifted", len(drift))
+			r.a.event(r.cfg, eventNormal, reasonApplied, "applied %s: %s; health %s", art.Revision, summary(res), res.Status)
+		}
+		if pruned := countPruned(res); pruned > 0 {
+			r.a.event(r.cfg, eventNormal, reasonPruned, "pruned %d objects at %s", pruned, art.Revision)
+		}
+		r.lastApplied = art.Revision
+		r.observed = res.Observed
+		r.update(func(s *SyncStatus) {
+			s.Applied = &RevisionStatus{Revision: art.Revision, Commit: commitOf(art), At: time.Now()}
+		})
+	}
+	r.update(func(s *SyncStatus) {
+		if res.Health != nil {
+			s.Health = res.Status
+			s.Unhealthy = unhealthyOf(res)
+		}
+		s.Objects = len(res.Changes)
+	})
+	r.record(started, attempt)
+	return err
+}
+
+func (r *runner) record(started time.Time, a *Attempt) {
+	a.At = started
+	a.Duration = time.Since(started).Round(time.Millisecond).String()
+	r.update(func(s *SyncStatus) { s.LastAttempt = a })
+}
+
+func (r *runner) gitStats() {
+	if g, ok := r.src.(interface{ Stats() source.Stats }); ok {
+		now := g.Stats()
+		r.a.metrics.Git(r.cfg.Name, r.prevStats, now)
+		r.prevStats = now
+	}
+}
+
+func (r *runner) update(fn func(*SyncStatus)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fn(&r.status)
+}
+
+func (r *runner) snapshot() SyncStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	return s
+}
+
+func summary(res *tsync.Result) string {
+	c := res.Counts()
+	return fmt.Sprintf("%d created, %d updated, %d unchanged, %d pruned", c[tsync.ActionCreate]+c[tsync.ActionRecreate], c[tsync.ActionUpdate], c[tsync.ActionUnchanged], c[tsync.ActionPrune])
+}
+
+func countPruned(res *tsync.Result) int {
+	n := 0
+	for _, p := range res.Pruned {
+		if p.Action == tsync.ActionPrune && p.Reason == "" {
+			n++
+		}
+	}
+	return n
+}

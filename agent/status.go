@@ -1,0 +1,139 @@
+package agent
+
+import (
+	"sort"
+	"time"
+
+	"github.com/tether-gitops/tether/health"
+	"github.com/tether-gitops/tether/source"
+	tsync "github.com/tether-gitops/tether/sync"
+)
+
+// Status is what /status serves: the agent and every sync it runs.
+type Status struct {
+	// Identity names this process in leader election.
+	Identity string `json:"identity"`
+	// Leader is true while this process holds the lease and runs syncs;
+	// a standby reports the syncs it would run, without progress.
+	Leader bool `json:"leader"`
+	// Version is tether's version.
+	Version string `json:"version"`
+	// ConfigFile is the configuration file.
+	ConfigFile string `json:"configFile"`
+	// ConfigError is why the newest configuration was rejected (the
+	// previous one keeps running); empty when it was accepted.
+	ConfigError string `json:"configError,omitempty"`
+	// ConfigLoadedAt is when the running configuration was loaded.
+	ConfigLoadedAt time.Time `json:"configLoadedAt"`
+	// Syncs holds one entry per configured sync, sorted by name.
+	Syncs []SyncStatus `json:"syncs"`
+}
+
+// SyncStatus is the state of one sync.
+type SyncStatus struct {
+	Name string `json:"name"`
+	// Source is the repository URL (credentials redacted) or folder.
+	Source string `json:"source"`
+	// Ref is the ref followed (git only).
+	Ref string `json:"ref,omitempty"`
+	// Path is the folder rendered.
+	Path string `json:"path"`
+	// Suspended syncs are configured but not reconciled.
+	Suspended bool `json:"suspended,omitempty"`
+	// Fetched is the newest revision fetched.
+	Fetched *RevisionStatus `json:"fetched,omitempty"`
+	// Applied is the newest revision applied in full.
+	Applied *RevisionStatus `json:"applied,omitempty"`
+	// LastAttempt is the newest reconcile.
+	LastAttempt *Attempt `json:"lastAttempt,omitempty"`
+	// ConsecutiveFailures counts failed reconciles since the last success.
+	ConsecutiveFailures int `json:"consecutiveFailures"`
+	// NextAttempt is when the next reconcile is due (sooner on a trigger).
+	NextAttempt time.Time `json:"nextAttempt,omitempty"`
+	// Health is the sync's health after its newest reconcile that got that
+	// far: Healthy, Progressing, Degraded or Failed.
+	Health health.Status `json:"health,omitempty"`
+	// Unhealthy lists each object that is not Healthy.
+	Unhealthy []ObjectHealth `json:"unhealthy,omitempty"`
+	// Objects is the number of objects the sync renders.
+	Objects int `json:"objects"`
+}
+
+// RevisionStatus is a revision with its commit.
+type RevisionStatus struct {
+	Revision string    `json:"revision"`
+	Commit   *Commit   `json:"commit,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// Commit is the commit metadata of a git revision.
+type Commit struct {
+	Hash    string    `json:"hash"`
+	Author  string    `json:"author"`
+	Subject string    `json:"subject"`
+	Time    time.Time `json:"time"`
+}
+
+// Attempt is one reconcile.
+type Attempt struct {
+	At       time.Time `json:"at"`
+	Duration string    `json:"duration"`
+	// Outcome is success, failure or skipped (unchanged revision, nothing
+	// drifted).
+	Outcome string `json:"outcome"`
+	// Revision is the revision it worked on.
+	Revision string `json:"revision,omitempty"`
+	// Phase is the phase that failed.
+	Phase string `json:"phase,omitempty"`
+	// Error is why it failed.
+	Error string `json:"error,omitempty"`
+	// Counts is the number of objects per action.
+	Counts map[string]int `json:"counts,omitempty"`
+	// Writes is the number of writes it sent.
+	Writes int64 `json:"writes"`
+}
+
+// ObjectHealth is an object that is not Healthy.
+type ObjectHealth struct {
+	Object  string        `json:"object"`
+	Status  health.Status `json:"status"`
+	Message string        `json:"message"`
+}
+
+// Failing reports whether the sync's newest reconcile failed or its
+// objects are Degraded or Failed.
+func (s SyncStatus) Failing() bool {
+	if s.LastAttempt != nil && s.LastAttempt.Outcome == "failure" {
+		return true
+	}
+	return s.Health == health.Degraded || s.Health == health.Failed
+}
+
+func commitOf(a *source.Artifact) *Commit {
+	if a == nil || a.Commit.Hash == "" {
+		return nil
+	}
+	return &Commit{Hash: a.Commit.Hash, Author: a.Commit.Author, Subject: a.Commit.Subject, Time: a.Commit.Time}
+}
+
+func countsOf(res *tsync.Result) map[string]int {
+	if res == nil {
+		return nil
+	}
+	out := map[string]int{}
+	for a, n := range res.Counts() {
+		out[string(a)] = n
+	}
+	return out
+}
+
+func unhealthyOf(res *tsync.Result) []ObjectHealth {
+	var out []ObjectHealth
+	for id, h := range res.Health {
+		if h.Status != health.Healthy {
+			out = append(out, ObjectHealth{Object: health.Ref(id), Status: h.Status, Message: h.Message})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Object < out[j].Object })
+	return out
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tether-gitops/tether/agent"
+)
+
+func (a *app) statusCommand() *cobra.Command {
+	var server, output string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "status [--server URL] [-o table|json|yaml]",
+		Short: "Show the state of every sync the agent runs",
+		Long: `Ask a running agent (its /status endpoint) for the state of every sync: the
+revision fetched and applied, the last attempt and its outcome, the failing
+phase and error, and each object that is not Healthy.
+
+Exits 1 when any sync is failing or Degraded, so scripts can use it.`,
+		Args: cobra.NoArgs,
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			st, err := fetchStatus(cmd.Context(), server, timeout)
+			if err != nil {
+				return err
+			}
+			switch output {
+			case "json":
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(st); err != nil {
+					return err
+				}
+			case "yaml":
+				data, err := yaml.Marshal(st)
+				if err != nil {
+					return err
+				}
+				if _, err := a.stdout.Write(data); err != nil {
+					return err
+				}
+			case "table", "":
+				printStatus(a.stdout, st, time.Now())
+			default:
+				return usageError("-o: %q is not one of table, json, yaml", output)
+			}
+			for _, s := range st.Syncs {
+				if s.Failing() {
+					return &exitError{code: exitFailure}
+				}
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&server, "server", "http://127.0.0.1:8080", "the agent's --listen address")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	cmd.Flags().DurationVar(&timeout, "request-timeout", 10*time.Second, "time limit for the request")
+	return cmd
+}
+
+func fetchStatus(ctx context.Context, server string, timeout time.Duration) (*agent.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	url := strings.TrimRight(server, "/") + "/status"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, usageError("--server: %v", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking the agent at %s: %w", server, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return nil, fmt.Errorf("the agent at %s answered %s: %s", server, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var st agent.Status
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&st); err != nil {
+		return nil, fmt.Errorf("reading the agent's status: %w", err)
+	}
+	return &st, nil
+}
+
+func printStatus(w io.Writer, st *agent.Status, now time.Time) {
+	role := "standby"
+	if st.Leader {
+		role = "leader"
+	}
+	fmt.Fprintf(w, "agent %s (%s, tether %s), configuration %s\n", st.Identity, role, st.Version, st.ConfigFile)
+	if st.ConfigError != "" {
+		fmt.Fprintf(w, "newest configuration REJECTED (the previous one runs): %s\n", st.ConfigError)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SYNC\tAPPLIED\tCOMMIT\tHEALTH\tLAST ATTEMPT\tOUTCOME\tMESSAGE")
+	for _, s := range st.Syncs {
+		applied, commit := "-", "-"
+		if s.Applied != nil {
+			applied = shortRevision(s.Applied.Revision)
+			if c := s.Applied.Commit; c != nil {
+				commit = fmt.Sprintf("%q by %s", c.Subject, c.Author)
+			}
+		}
+		last, outcome, msg := "-", "-", ""
+		if at := s.LastAttempt; at != nil {
+			last = ago(now, at.At)
+			outcome = at.Outcome
+			if at.Error != "" {
+				msg = at.Phase + ": " + firstLine(at.Error)
+			}
+		}
+		if s.Suspended {
+			outcome = "suspended"
+		}
+		if msg == "" && len(s.Unhealthy) > 0 {
+			msg = fmt.Sprintf("%s %s: %s", s.Unhealthy[0].Object, s.Unhealthy[0].Status, s.Unhealthy[0].Message)
+		}
+		health := string(s.Health)
+		if health == "" {
+			health = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, applied, commit, health, last, outcome, msg)
+	}
+	tw.Flush()
+}
+
+func shortRevision(rev string) string {
+	if i := strings.Index(rev, "@sha1:"); i >= 0 && len(rev) > i+6+12 {
+		return rev[:i+6+12]
+	}
+	if strings.HasPrefix(rev, "sha256:") && len(rev) > 7+12 {
+		return rev[:7+12]
+	}
+	return rev
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return now.Sub(t).Round(time.Second).String() + " ago"
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

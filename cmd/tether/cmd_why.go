@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/tether-gitops/tether/contract"
+	"github.com/tether-gitops/tether/health"
+	"github.com/tether-gitops/tether/inventory"
+	"github.com/tether-gitops/tether/kube"
+)
+
+func (a *app) whyCommand() *cobra.Command {
+	var invNamespace string
+	cmd := &cobra.Command{
+		Use:   "why KIND/NAMESPACE/NAME | KIND/NAME",
+		Short: "Tell which sync owns an object, from which revision and file",
+		Long: `Explain an object: which sync owns it (from the inventories in the cluster, so
+it works without the agent), the file it came from, the revision that last
+changed it, when tether last applied it, and its health.
+
+KIND is a kind or resource name as kubectl takes it (Deployment, deploy,
+deployments.apps, cm, ...). Exits 1 when no sync owns the object.`,
+		Example: `  tether why deployment/webapp-dev/webapp
+  tether why Namespace/webapp-dev`,
+		Args: cobra.ExactArgs(1),
+		RunE: action(func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.kube.RESTConfig(a.getenv)
+			if err != nil {
+				return err
+			}
+			clients, err := kube.NewClients(cfg)
+			if err != nil {
+				return err
+			}
+			id, mapping, err := resolveObject(clients, args[0])
+			if err != nil {
+				return err
+			}
+			return why(cmd.Context(), a.stdout, clients, invNamespace, id, mapping)
+		}),
+	}
+	cmd.Flags().StringVar(&invNamespace, "inventory-namespace", "tether-system", "namespace of the inventories")
+	return cmd
+}
+
+// resolveObject reads KIND/NAMESPACE/NAME or KIND/NAME, resolving KIND
+// with the cluster's discovery the way kubectl does.
+func resolveObject(clients *kube.Clients, arg string) (object.ObjMetadata, *meta.RESTMapping, error) {
+	parts := strings.Split(arg, "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return object.ObjMetadata{}, nil, usageError("%q: want KIND/NAMESPACE/NAME or KIND/NAME", arg)
+	}
+	resource, group, _ := strings.Cut(parts[0], ".")
+	mapper := restmapper.NewShortcutExpander(clients.Mapper, clients.Discovery, nil)
+	gvk, err := mapper.KindFor(schema.GroupVersionResource{Group: group, Resource: strings.ToLower(resource)})
+	if err != nil {
+		return object.ObjMetadata{}, nil, fmt.Errorf("unknown kind %q: %w", parts[0], err)
+	}
+	mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return object.ObjMetadata{}, nil, err
+	}
+	id := object.ObjMetadata{GroupKind: gvk.GroupKind(), Name: parts[len(parts)-1]}
+	namespaced := mapping.Scope.Name() == meta.RESTScopeNameNamespace
+	switch {
+	case namespaced && len(parts) == 2:
+		return id, nil, usageError("%s is namespaced: give %s/NAMESPACE/%s", gvk.Kind, parts[0], id.Name)
+	case !namespaced && len(parts) == 3:
+		return id, nil, usageError("%s is cluster-scoped: give %s/%s", gvk.Kind, parts[0], id.Name)
+	case namespaced:
+		id.Namespace = parts[1]
+	}
+	return id, mapping, nil
+}
+
+func why(ctx context.Context, w io.Writer, clients *kube.Clients, invNamespace string, id object.ObjMetadata, mapping *meta.RESTMapping) error {
+	owners, err := inventory.NewStore(clients.Typed.CoreV1(), invNamespace).Find(ctx, id)
+	if err != nil && len(owners) == 0 {
+		return err
+	}
+	res := clients.Dynamic.Resource(mapping.Resource)
+	var live *unstructured.Unstructured
+	if id.Namespace != "" {
+		live, err = res.Namespace(id.Namespace).Get(ctx, id.Name, metav1.GetOptions{})
+	} else {
+		live, err = res.Get(ctx, id.Name, metav1.GetOptions{})
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("reading %s: %w", health.Ref(id), err)
+	}
+	fmt.Fprintln(w, health.Ref(id))
+	if len(owners) == 0 {
+		if live != nil {
+			if s := live.GetLabels()[contract.SyncLabel]; s != "" {
+				fmt.Fprintf(w, "  not in any inventory in %s, although labelled %s=%s\n", invNamespace, contract.SyncLabel, s)
+				return &exitError{code: exitFailure}
+			}
+		}
+		fmt.Fprintf(w, "  not managed by tether (no inventory in %s lists it)\n", invNamespace)
+		return &exitError{code: exitFailure}
+	}
+	for _, o := range owners {
+		inv, e := o.Inventory, o.Entry
+		fmt.Fprintf(w, "  sync:          %s (inventory ConfigMap/%s/%s)\n", inv.Sync, inv.Namespace, inv.Name())
+		if e.Stale {
+			fmt.Fprintln(w, "  state:         gone from git, waiting to be pruned (a guard or an error kept it)")
+		}
+		if e.Source != "" {
+			fmt.Fprintf(w, "  source file:   %s\n", e.Source)
+		}
+		fmt.Fprintf(w, "  recorded:      revision %s%s\n", e.Revision, at(e.WrittenAt))
+	}
+	if live == nil {
+		fmt.Fprintln(w, "  live:          not found in the cluster")
+		return nil
+	}
+	ann := live.GetAnnotations()
+	if rev := ann[contract.RevisionAnnotation]; rev != "" {
+		fmt.Fprintf(w, "  last changed:  revision %s\n", rev)
+	}
+	if src := ann[contract.SourceAnnotation]; src != "" && src != owners[0].Entry.Source {
+		fmt.Fprintf(w, "  file (object): %s\n", src)
+	}
+	for _, mf := range live.GetManagedFields() {
+		if mf.Manager == contract.FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply && mf.Time != nil {
+			fmt.Fprintf(w, "  last applied:  %s (%s ago)\n", mf.Time.UTC().Format(time.RFC3339), time.Since(mf.Time.Time).Round(time.Second))
+		}
+	}
+	h := health.Object(live, time.Time{}, time.Now())
+	fmt.Fprintf(w, "  health:        %s: %s\n", h.Status, h.Message)
+	return nil
+}
+
+func at(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return " at " + t.UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,537 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+)
+
+// triggers records the syncs a Receiver triggered.
+type triggers struct {
+	mu    gosync.Mutex
+	names []string
+}
+
+func (t *triggers) trigger(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.names = append(t.names, name)
+}
+
+func (t *triggers) take() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := t.names
+	t.names = nil
+	slices.Sort(out)
+	return out
+}
+
+// Secrets long enough to be recognised if they leaked into a log.
+const (
+	secretApp   = "secret-app-0123456789"
+	secretOther = "secret-other-0123456789"
+	secretInfra = "secret-infra-0123456789"
+	secretName  = "secret-byname-0123456789"
+)
+
+func testTargets() []Target {
+	return []Target{
+		{Sync: "webapp-dev", RepoURL: "https://github.com/org/app.git", Secret: []byte(secretApp)},
+		{Sync: "webapp-prod", RepoURL: "git@github.com:org/app.git", Secret: []byte(secretApp)},
+		{Sync: "other-team", RepoURL: "https://github.com/org/app", Secret: []byte(secretOther)},
+		{Sync: "infra", RepoURL: "ssh://git@gitea.local:2222/platform/infra.git", Secret: []byte(secretInfra)},
+		{Sync: "nosecret", RepoURL: "https://github.com/org/nosecret"},
+		{Sync: "byname", Secret: []byte(secretName)},
+	}
+}
+
+func pushBody(cloneURL, sshURL, htmlURL string) string {
+	b, _ := json.Marshal(map[string]any{
+		"ref":   "refs/heads/main",
+		"after": "0123456789abcdef0123456789abcdef01234567",
+		"repository": map[string]string{
+			"clone_url": cloneURL, "ssh_url": sshURL, "html_url": htmlURL, "full_name": "org/app",
+		},
+	})
+	return string(b)
+}
+
+var appPush = pushBody("https://github.com/org/app.git", "git@github.com:org/app.git", "https://github.com/org/app")
+
+func TestReceiver(t *testing.T) {
+	type request struct {
+		method, path, body string
+		// sign is the secret to sign with; "" leaves the signature out.
+		sign    string
+		headers map[string]string
+		// chunked sends the body without a Content-Length.
+		chunked bool
+	}
+	github := func(event, body, secret string) request {
+		return request{method: "POST", path: GitHubPath, body: body, sign: secret,
+			headers: map[string]string{GitHubEventHeader: event, GitHubDeliveryHeader: "d-1", "Content-Type": "application/json"}}
+	}
+	generic := func(body, secret string) request {
+		return request{method: "POST", path: GenericPath, body: body, sign: secret}
+	}
+	tests := []struct {
+		name          string
+		req           request
+		wantStatus    int
+		wantTriggered []string
+		wantBody      string
+	}{
+		{
+			name:          "push triggers the syncs of the repository signed with their secret",
+			req:           github("push", appPush, secretApp),
+			wantStatus:    200,
+			wantTriggered: []string{"webapp-dev", "webapp-prod"},
+			wantBody:      `{"triggered":["webapp-dev","webapp-prod"]}`,
+		},
+		{
+			name:          "push signed with another sync's secret triggers that sync only",
+			req:           github("push", appPush, secretOther),
+			wantStatus:    200,
+			wantTriggered: []string{"other-team"},
+			wantBody:      `{"triggered":["other-team"]}`,
+		},
+		{
+			name: "push matched by ssh_url with a port",
+			req: github("push", pushBody("https://gitea.local/platform/infra.git", "ssh://git@gitea.local:2222/platform/infra.git",
+				"https://gitea.local/platform/infra"), secretInfra),
+			wantStatus:    200,
+			wantTriggered: []string{"infra"},
+		},
+		{
+			name:          "push matched by html_url only",
+			req:           github("push", pushBody("", "", "https://GitHub.com/Org/App/"), secretApp),
+			wantStatus:    200,
+			wantTriggered: []string{"webapp-dev", "webapp-prod"},
+		},
+		{
+			name: "form-encoded push",
+			req: request{method: "POST", path: GitHubPath, body: "payload=" + url.QueryEscape(appPush), sign: secretApp,
+				headers: map[string]string{GitHubEventHeader: "push", "Content-Type": "application/x-www-form-urlencoded"}},
+			wantStatus:    200,
+			wantTriggered: []string{"webapp-dev", "webapp-prod"},
+		},
+		{
+			name:       "wrong signature",
+			req:        github("push", appPush, "not-the-secret"),
+			wantStatus: 401,
+			wantBody:   `{"error":"invalid signature"}`,
+		},
+		{
+			name:       "missing signature",
+			req:        github("push", appPush, ""),
+			wantStatus: 401,
+			wantBody:   `{"error":"missing signature (X-Hub-Signature-256)"}`,
+		},
+		{
+			name: "malformed signature",
+			req: request{method: "POST", path: GitHubPath, body: appPush,
+				headers: map[string]string{GitHubEventHeader: "push", GitHubSignatureHeader: "sha1=0123"}},
+			wantStatus: 401,
+			wantBody:   `{"error":"malformed signature: want sha256=<hex> (X-Hub-Signature-256)"}`,
+		},
+		{
+			name: "signature over another body",
+			req: request{method: "POST", path: GitHubPath, body: appPush,
+				headers: map[string]string{GitHubEventHeader: "push", GitHubSignatureHeader: Sign([]byte(secretApp), []byte(appPush+" "))}},
+			wantStatus: 401,
+		},
+		{
+			name:       "a sync without a secret is never triggered",
+			req:        github("push", pushBody("https://github.com/org/nosecret", "", ""), ""),
+			wantStatus: 401,
+		},
+		{
+			name:       "a sync without a secret is never triggered, even with an empty key",
+			req:        github("push", pushBody("https://github.com/org/nosecret", "", ""), "\x00"),
+			wantStatus: 401,
+		},
+		{
+			name:       "unknown repository",
+			req:        github("push", pushBody("https://github.com/org/unknown.git", "", ""), secretApp),
+			wantStatus: 202,
+			wantBody:   `{"triggered":[]}`,
+		},
+		{
+			name:       "no repository in the payload",
+			req:        github("push", `{"ref":"refs/heads/main"}`, secretApp),
+			wantStatus: 202,
+			wantBody:   `{"triggered":[]}`,
+		},
+		{
+			name:       "ping",
+			req:        github("ping", appPush, secretApp),
+			wantStatus: 200,
+			wantBody:   `{"triggered":[]}`,
+		},
+		{
+			name:       "ping with a wrong signature",
+			req:        github("ping", appPush, "not-the-secret"),
+			wantStatus: 401,
+		},
+		{
+			name:       "ping from an organisation hook (no repository)",
+			req:        github("ping", `{"zen":"Keep it logically awesome.","hook_id":1}`, "any"),
+			wantStatus: 200,
+			wantBody:   `{"triggered":[]}`,
+		},
+		{
+			name:       "other events are accepted without effect",
+			req:        github("issues", appPush, secretApp),
+			wantStatus: 202,
+			wantBody:   `{"triggered":[]}`,
+		},
+		{
+			name:       "no event header",
+			req:        github("", appPush, secretApp),
+			wantStatus: 400,
+		},
+		{
+			name:       "invalid JSON",
+			req:        github("push", `{"repository":`, secretApp),
+			wantStatus: 400,
+			wantBody:   `{"error":"invalid JSON body"}`,
+		},
+		{
+			name:       "GET",
+			req:        request{method: "GET", path: GitHubPath},
+			wantStatus: 405,
+		},
+		{
+			name:       "PUT on the generic endpoint",
+			req:        request{method: "PUT", path: GenericPath, body: `{"sync":"byname"}`, sign: secretName},
+			wantStatus: 405,
+		},
+		{
+			name:       "unknown path",
+			req:        request{method: "POST", path: "/hooks/gitlab", body: appPush, sign: secretApp},
+			wantStatus: 404,
+		},
+		{
+			name:       "oversized body",
+			req:        github("push", pushBody("https://github.com/org/app.git", "", strings.Repeat("x", 5000)), secretApp),
+			wantStatus: 413,
+		},
+		{
+			name: "oversized body without Content-Length",
+			req: request{method: "POST", path: GitHubPath, body: strings.Repeat("x", 5000), sign: secretApp, chunked: true,
+				headers: map[string]string{GitHubEventHeader: "push"}},
+			wantStatus: 413,
+		},
+		{
+			name:          "generic by repository",
+			req:           generic(`{"repository":"ssh://git@github.com/org/app"}`, secretApp),
+			wantStatus:    200,
+			wantTriggered: []string{"webapp-dev", "webapp-prod"},
+			wantBody:      `{"triggered":["webapp-dev","webapp-prod"]}`,
+		},
+		{
+			name:          "generic by sync name",
+			req:           generic(`{"sync":"byname"}`, secretName),
+			wantStatus:    200,
+			wantTriggered: []string{"byname"},
+			wantBody:      `{"triggered":["byname"]}`,
+		},
+		{
+			name:          "generic by the name of a sync that also has a repository",
+			req:           generic(`{"sync":"infra"}`, secretInfra),
+			wantStatus:    200,
+			wantTriggered: []string{"infra"},
+		},
+		{
+			name:       "generic by sync name with another sync's secret",
+			req:        generic(`{"sync":"byname"}`, secretApp),
+			wantStatus: 401,
+		},
+		{
+			name:       "generic unknown sync",
+			req:        generic(`{"sync":"nope"}`, secretApp),
+			wantStatus: 202,
+			wantBody:   `{"triggered":[]}`,
+		},
+		{
+			name:       "generic unknown repository",
+			req:        generic(`{"repository":"https://github.com/org/unknown"}`, secretApp),
+			wantStatus: 202,
+		},
+		{
+			name:       "generic with both fields",
+			req:        generic(`{"sync":"byname","repository":"https://github.com/org/app"}`, secretName),
+			wantStatus: 400,
+		},
+		{
+			name:       "generic with neither field",
+			req:        generic(`{}`, secretName),
+			wantStatus: 400,
+		},
+		{
+			name:       "generic with an unknown field",
+			req:        generic(`{"repo":"https://github.com/org/app"}`, secretApp),
+			wantStatus: 400,
+		},
+		{
+			name: "generic signed in GitHub's header",
+			req: request{method: "POST", path: GenericPath, body: `{"sync":"byname"}`,
+				headers: map[string]string{GitHubSignatureHeader: Sign([]byte(secretName), []byte(`{"sync":"byname"}`))}},
+			wantStatus: 401,
+			wantBody:   `{"error":"missing signature (X-Tether-Signature)"}`,
+		},
+	}
+
+	var logs bytes.Buffer
+	var logMu gosync.Mutex
+	var tr triggers
+	r := New(Options{
+		Trigger: tr.trigger,
+		Logger:  slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &logMu}, nil)),
+		MaxBody: 4096,
+		// No rate limiting in this test: TestRateLimit covers it.
+		RateLimit: 1e6, Burst: 1e6,
+	})
+	r.SetTargets(testTargets())
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(tt.req.body)
+			if tt.req.chunked {
+				body = io.MultiReader(body) // hides the length
+			}
+			req, err := http.NewRequest(tt.req.method, srv.URL+tt.req.path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.req.headers {
+				if v != "" {
+					req.Header.Set(k, v)
+				}
+			}
+			if tt.req.sign != "" {
+				header := SignatureHeader
+				if tt.req.path == GitHubPath {
+					header = GitHubSignatureHeader
+				}
+				key := tt.req.sign
+				if key == "\x00" {
+					key = ""
+				}
+				req.Header.Set(header, Sign([]byte(key), []byte(tt.req.body)))
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			got, _ := io.ReadAll(res.Body)
+			if res.StatusCode != tt.wantStatus {
+				t.Errorf("status %d, want %d; body %s", res.StatusCode, tt.wantStatus, got)
+			}
+			if tt.wantBody != "" && strings.TrimSpace(string(got)) != tt.wantBody {
+				t.Errorf("body %s, want %s", got, tt.wantBody)
+			}
+			if ct := res.Header.Get("Content-Type"); res.StatusCode != 404 && ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if res.StatusCode == 405 && res.Header.Get("Allow") != "POST" {
+				t.Errorf("405 without Allow: POST")
+			}
+			if trig := tr.take(); !slices.Equal(trig, tt.wantTriggered) {
+				t.Errorf("triggered %v, want %v", trig, tt.wantTriggered)
+			}
+		})
+	}
+
+	logMu.Lock()
+	defer logMu.Unlock()
+	out := logs.String()
+	if !strings.Contains(out, `"syncs":["webapp-dev","webapp-prod"]`) || !strings.Contains(out, `"outcome":"invalid signature"`) {
+		t.Errorf("the log does not name syncs and outcomes:\n%s", out)
+	}
+	for _, secret := range []string{secretApp, secretOther, secretInfra, secretName} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log holds the secret %q", secret)
+		}
+		sig := strings.TrimPrefix(Sign([]byte(secret), []byte(appPush)), "sha256=")
+		if strings.Contains(out, sig) {
+			t.Errorf("the log holds a signature")
+		}
+	}
+	if strings.Contains(out, "refs/heads/main") || strings.Contains(out, "full_name") {
+		t.Errorf("the log holds the body:\n%s", out)
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *gosync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestRateLimit(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var tr triggers
+	r := New(Options{Trigger: tr.trigger, RateLimit: 0.5, Burst: 2, Now: func() time.Time { return now }})
+	r.SetTargets(testTargets())
+	body := `{"sync":"byname"}`
+	send := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", GenericPath, strings.NewReader(body))
+		req.Header.Set(SignatureHeader, Sign([]byte(secretName), []byte(body)))
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		return rec
+	}
+	steps := []struct {
+		advance    time.Duration
+		wantStatus int
+		wantRetry  string
+	}{
+		{0, 200, ""},
+		{0, 200, ""}, // the burst
+		{0, 429, "2"},
+		{time.Second, 429, "1"}, // half a token back
+		{time.Second, 200, ""},  // a whole token
+		{0, 429, "2"},
+	}
+	for i, s := range steps {
+		now = now.Add(s.advance)
+		rec := send()
+		if rec.Code != s.wantStatus {
+			t.Errorf("step %d: status %d, want %d", i, rec.Code, s.wantStatus)
+		}
+		if got := rec.Header().Get("Retry-After"); got != s.wantRetry {
+			t.Errorf("step %d: Retry-After %q, want %q", i, got, s.wantRetry)
+		}
+	}
+	if got := tr.take(); len(got) != 3 {
+		t.Errorf("triggered %v, want byname three times", got)
+	}
+}
+
+func TestMaxBodyDefault(t *testing.T) {
+	r := New(Options{})
+	r.SetTargets(testTargets())
+	for _, tt := range []struct {
+		size int
+		want int
+	}{
+		{DefaultMaxBody, 202}, // read whole: a sync that does not exist
+		{DefaultMaxBody + 1, 413},
+	} {
+		body := `{"sync":"` + strings.Repeat("x", tt.size-len(`{"sync":""}`)) + `"}`
+		req := httptest.NewRequest("POST", GenericPath, strings.NewReader(body))
+		req.Header.Set(SignatureHeader, Sign([]byte(secretName), []byte(body)))
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("body of %d bytes: status %d, want %d", len(body), rec.Code, tt.want)
+		}
+	}
+}
+
+// TestSetTargetsWhileServing replaces the targets while requests are served
+// (run with -race): every answer matches one of the two target sets.
+func TestSetTargetsWhileServing(t *testing.T) {
+	var tr triggers
+	r := New(Options{Trigger: tr.trigger, RateLimit: 1e9, Burst: 1 << 30})
+	a := []Target{{Sync: "a", RepoURL: "https://github.com/org/app", Secret: []byte(secretApp)}}
+	b := []Target{{Sync: "b", RepoURL: "git@github.com:org/app.git", Secret: []byte(secretApp)}}
+	r.SetTargets(a)
+
+	stop := make(chan struct{})
+	var wg gosync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if i%2 == 0 {
+				r.SetTargets(b)
+			} else {
+				r.SetTargets(a)
+			}
+		}
+	}()
+	errs := make(chan error, 8)
+	var clients gosync.WaitGroup
+	for c := 0; c < 4; c++ {
+		clients.Add(1)
+		go func() {
+			defer clients.Done()
+			for i := 0; i < 200; i++ {
+				req := httptest.NewRequest("POST", GitHubPath, strings.NewReader(appPush))
+				req.Header.Set(GitHubEventHeader, "push")
+				req.Header.Set(GitHubSignatureHeader, Sign([]byte(secretApp), []byte(appPush)))
+				rec := httptest.NewRecorder()
+				r.ServeHTTP(rec, req)
+				body := strings.TrimSpace(rec.Body.String())
+				if rec.Code != 200 || (body != `{"triggered":["a"]}` && body != `{"triggered":["b"]}`) {
+					errs <- fmt.Errorf("status %d body %s", rec.Code, body)
+					return
+				}
+			}
+		}()
+	}
+	clients.Wait()
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, name := range tr.take() {
+		if name != "a" && name != "b" {
+			t.Errorf("triggered %q", name)
+		}
+	}
+}
+
+func TestSetTargetsCopiesSecrets(t *testing.T) {
+	var tr triggers
+	r := New(Options{Trigger: tr.trigger})
+	secret := []byte(secretName)
+	r.SetTargets([]Target{{Sync: "byname", Secret: secret}})
+	copy(secret, "XXXXXX")
+	body := `{"sync":"byname"}`
+	req := httptest.NewRequest("POST", GenericPath, strings.NewReader(body))
+	req.Header.Set(SignatureHeader, Sign([]byte(secretName), []byte(body)))
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Errorf("status %d: the receiver shares the caller's secret slice", rec.Code)
+	}
+}
+
+func TestSign(t *testing.T) {
+	// GitHub's documented example: secret "It's a Secret to Everybody",
+	// payload "Hello, World!".
+	got := Sign([]byte("It's a Secret to Everybody"), []byte("Hello, World!"))
+	want := "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+	if got != want {
+		t.Errorf("Sign = %s, want %s", got, want)
+	}
+}
