@@ -5,9 +5,10 @@ import (
 	"strings"
 )
 
-// Categories of refusals and failures. Every error Build returns is an
-// *Error; its Err is (or wraps) one of these when the error belongs to one
-// of the categories, so callers can tell them apart with errors.Is.
+// Categories of refusals and failures. Every error Build returns about the
+// content of the checkout is an *Error (only bad Options and an unreadable
+// Root are not); its Err is (or wraps) one of these when the error belongs
+// to one of the categories, so callers can tell them apart with errors.Is.
 var (
 	// ErrRemote: a kustomization names something outside the checkout by URL
 	// (http, https, ssh, file and git URLs, github.com shorthands). tether

@@ -225,6 +225,26 @@ patches:
 			sources: map[string]string{"ConfigMap/settings": "cm.yaml"},
 		},
 		{
+			name: "built-in transformer configs in a file",
+			tree: &tree{files: map[string]string{
+				"kustomization.yaml": "resources: [cm.yaml]\ntransformers: [t.yaml]\n",
+				"cm.yaml":            configMap,
+				"patch.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {PATCHED: \"yes\"}\n",
+				"t.yaml": `apiVersion: builtin
+kind: AnnotationsTransformer
+metadata: {name: notes}
+annotations: {path: "https://example.com/not-a-file"}
+fieldSpecs: [{path: metadata/annotations, create: true}]
+---
+apiVersion: builtin
+kind: PatchTransformer
+metadata: {name: patch}
+path: patch.yaml
+`,
+			}},
+			sources: map[string]string{"ConfigMap/settings": "cm.yaml"},
+		},
+		{
 			name: "kustomization.yml and a JSON resource",
 			tree: &tree{files: map[string]string{
 				"kustomization.yml": `{"resources": ["cm.json"]}`,
@@ -384,6 +404,17 @@ metadata:
 			}},
 			want: ErrRemote,
 			msg:  []string{`transformers[0] "t.yaml": path "https://example.com/p.yaml"`},
+		},
+		{
+			name: "built-in plugin config in a generator folder reads outside the checkout",
+			tree: tree{files: map[string]string{
+				"co/kustomization.yaml":      "generators: [gens]\n",
+				"co/gens/kustomization.yaml": "resources: [cm.yaml]\n",
+				"co/gens/cm.yaml":            "apiVersion: builtin\nkind: SecretGenerator\nmetadata: {name: s}\nfiles: [key=../outside/id_rsa]\n",
+				"outside/id_rsa":             "secret",
+			}},
+			want: ErrEscape,
+			msg:  []string{`gens/kustomization.yaml: resources[0] "cm.yaml" (loaded by kustomization.yaml): files "key=../outside/id_rsa"`},
 		},
 		{
 			name: "helmCharts",
@@ -663,10 +694,9 @@ metadata:
 // a wrong source or an output that differs from kustomize build's.
 func TestProvenanceGuard(t *testing.T) {
 	tests := []struct {
-		name  string
-		kust  string
-		msg   string
-		extra map[string]string
+		name string
+		kust string
+		msg  string
 	}{
 		{
 			name: "a patch replaces metadata.annotations",
@@ -692,7 +722,6 @@ func TestProvenanceGuard(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			files := map[string]string{"kustomization.yaml": tt.kust, "cm.yaml": configMap}
-			maps.Copy(files, tt.extra)
 			root := tree{files: files}.checkout(t)
 			kustomizeBuild(t, root) // kustomize itself builds it
 			_, err := Build(context.Background(), Options{Root: root})
@@ -819,4 +848,26 @@ func aliasBomb(levels, width int) string {
 		b.WriteString("  l" + strconv.Itoa(i) + ": &l" + strconv.Itoa(i) + " [" + strings.Join(refs, ", ") + "]\n")
 	}
 	return b.String()
+}
+
+func TestYAMLAndObjects(t *testing.T) {
+	a, b := obj("v1", "ConfigMap", "", "a"), obj("v1", "ConfigMap", "ns", "b")
+	rs := []Resource{{Object: a, Source: "a.yaml"}, {Object: b, Source: "b.yaml"}}
+	got, err := YAML(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  namespace: ns\n"
+	if string(got) != want {
+		t.Errorf("YAML:\n%s\nwant\n%s", got, want)
+	}
+	if objs := Objects(rs); len(objs) != 2 || objs[0] != a || objs[1] != b {
+		t.Errorf("Objects = %v", objs)
+	}
+	if out, err := YAML(nil); err != nil || len(out) != 0 {
+		t.Errorf("YAML(nil) = %q, %v", out, err)
+	}
+	if _, err := YAML([]Resource{{Source: "x.yaml"}}); err == nil || !strings.Contains(err.Error(), "x.yaml") {
+		t.Errorf("YAML of a resource without an object: %v", err)
+	}
 }

@@ -503,13 +503,6 @@ func (v *vetter) pluginConfigs(pl *plugins, file, entry string, data []byte) err
 // fnplugin.GetFunctionSpec reads both).
 var functionAnnotations = []string{"config.kubernetes.io/function", "config.k8s.io/function"}
 
-// pathKeys are the fields of kustomize's built-in plugin configs that name
-// files the plugin reads (PatchTransformer.path,
-// PatchStrategicMergeTransformer.paths, PatchJson6902Transformer.path,
-// ReplacementTransformer.replacements[].path, the generators' files, envs
-// and env).
-var pathKeys = map[string]bool{"path": true, "paths": true, "files": true, "envs": true, "env": true}
-
 // pluginConfig vets one plugin config, which the entry of kustomization
 // file names: it must be a built-in plugin other than the helm chart
 // inflator, and the files it names must be local.
@@ -532,55 +525,67 @@ func (v *vetter) pluginConfig(pl *plugins, file, entry string, r *resource.Resou
 	if err != nil {
 		return nil // kustomize reports it
 	}
-	return v.pluginStrings(pl, file, entry, "", m)
-}
-
-// pluginStrings screens the strings of a built-in plugin config (inline
-// patches are parsed as YAML) and vets the paths it names.
-func (v *vetter) pluginStrings(pl *plugins, file, entry, key string, n any) error {
-	switch t := n.(type) {
-	case string:
-		if strings.Contains(t, "*") {
-			if err := v.b.screen(file, entry, []byte(t)); err != nil {
-				return err
-			}
-		}
-		if !pathKeys[key] || strings.Contains(t, "\n") {
-			return nil
-		}
-		p := t
-		if key == "files" && strings.Count(t, "=") == 1 {
-			p = t[strings.Index(t, "=")+1:]
-		}
-		if p == "" {
-			return nil
-		}
-		// Relative to the folder of the kustomization that loads the plugin.
-		if err := v.localPath(pl.file, pl.dir, fmt.Sprintf("%s: %s %q", entry, key, t), p); err != nil {
+	// Inline patches in the config are parsed as YAML.
+	if err := v.screenStrings(file, entry, m); err != nil {
+		return err
+	}
+	for _, p := range pluginPaths(m) {
+		// Relative to the folder of the kustomization that loads the
+		// plugin, which is not always the one that lists the config.
+		if err := v.localPath(pl.file, pl.dir, fmt.Sprintf("%s: %s %q", entry, p.field, p.value), p.path); err != nil {
 			var e *Error
 			if errors.As(err, &e) && file != pl.file {
-				e.File, e.Entry = file, entry+fmt.Sprintf(" (a plugin config of %s): %s %q", pl.file, key, t)
+				e.File, e.Entry = file, fmt.Sprintf("%s (loaded by %s): %s %q", entry, pl.file, p.field, p.value)
 			}
 			return err
 		}
-		return nil
-	case map[string]any:
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
+	}
+	return nil
+}
+
+// pluginPath is a file a built-in plugin config names.
+type pluginPath struct {
+	field, value, path string
+}
+
+// pluginPaths returns the files a built-in plugin config names:
+// PatchTransformer and PatchJson6902Transformer read "path",
+// PatchStrategicMergeTransformer "paths" (entries that are not inline
+// patches), ReplacementTransformer "replacements[].path", and the
+// ConfigMap and Secret generators "files" ("[key=]path"), "envs" and
+// "env".
+func pluginPaths(m map[string]any) []pluginPath {
+	var out []pluginPath
+	str := func(field string, v any) {
+		s, ok := v.(string)
+		if !ok || s == "" || strings.Contains(s, "\n") {
+			return
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if err := v.pluginStrings(pl, file, entry, k, t[k]); err != nil {
-				return err
-			}
+		p := s
+		if field == "files" && strings.Count(s, "=") == 1 {
+			p = s[strings.Index(s, "=")+1:]
 		}
-	case []any:
-		for _, e := range t {
-			if err := v.pluginStrings(pl, file, entry, key, e); err != nil {
-				return err
+		if p != "" {
+			out = append(out, pluginPath{field: field, value: s, path: p})
+		}
+	}
+	list := func(field string, v any) {
+		items, _ := v.([]any)
+		for _, it := range items {
+			str(field, it)
+		}
+	}
+	str("path", m["path"])
+	str("env", m["env"])
+	list("paths", m["paths"])
+	list("files", m["files"])
+	list("envs", m["envs"])
+	if rs, ok := m["replacements"].([]any); ok {
+		for _, r := range rs {
+			if rm, ok := r.(map[string]any); ok {
+				str("replacements[].path", rm["path"])
 			}
 		}
 	}
-	return nil
+	return out
 }

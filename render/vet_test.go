@@ -1,6 +1,9 @@
 package render
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestIsRemote(t *testing.T) {
 	tests := []struct {
@@ -49,6 +52,29 @@ func TestJoinRel(t *testing.T) {
 		got, err := joinRel(tt.dir, tt.p)
 		if tt.escape != isEscape(err) || (!tt.escape && (err != nil || got != tt.want)) {
 			t.Errorf("joinRel(%q, %q) = %q, %v; want %q, escape %v", tt.dir, tt.p, got, err, tt.want, tt.escape)
+		}
+	}
+}
+
+func TestPluginPaths(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  map[string]any
+		want []string
+	}{
+		{name: "patch transformer", cfg: map[string]any{"path": "p.yaml", "target": map[string]any{"kind": "x"}}, want: []string{"p.yaml"}},
+		{name: "strategic merge paths and inline patches", cfg: map[string]any{"paths": []any{"a.yaml", "apiVersion: v1\nkind: X\n"}}, want: []string{"a.yaml"}},
+		{name: "generator sources", cfg: map[string]any{"files": []any{"k=f.txt", "g.txt", "a=b=c"}, "envs": []any{"e.env"}, "env": "old.env", "literals": []any{"x=y"}}, want: []string{"old.env", "f.txt", "g.txt", "a=b=c", "e.env"}},
+		{name: "replacements", cfg: map[string]any{"replacements": []any{map[string]any{"path": "r.yaml"}, map[string]any{"source": map[string]any{"fieldPath": "a.b"}}}}, want: []string{"r.yaml"}},
+		{name: "an annotation called path is not a file", cfg: map[string]any{"annotations": map[string]any{"path": "https://example.com"}, "fieldSpecs": []any{map[string]any{"path": "metadata/annotations"}}}},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, p := range pluginPaths(tt.cfg) {
+			got = append(got, p.path)
+		}
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: pluginPaths = %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }
