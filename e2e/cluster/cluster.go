@@ -221,6 +221,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"--service-account-private-key-file", saKey,
 		"--secure-port", "0",
 		"--concurrent-deployment-syncs", "10",
+		// kwok renews the fake nodes' leases; on a loaded 2-core machine it
+		// can fall behind the default 50 s, and then the node lifecycle
+		// controller marks every pod NotReady and kwok does not mark them
+		// Ready again. Fake nodes never really fail, so be patient.
+		"--node-monitor-grace-period", "10m",
 	}, nil); err != nil {
 		return nil, err
 	}
