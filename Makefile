@@ -45,9 +45,11 @@ e2e: deps tools ## end-to-end tests against a real control plane and git server 
 	$(GO) vet -tags e2e ./e2e/...
 	$(GO) test -tags e2e -count=1 -p 1 -timeout $(E2E_TIMEOUT) ./e2e/...
 
+# BENCH_CLIUTILS=full also runs the slow cli-utils steps after its cold apply
+# (about 15 more minutes); BENCH_CLIUTILS=off leaves cli-utils out.
 .PHONY: bench
 bench: deps tools build ## benchmarks against kubectl and the stock cli-utils applier (see bench/)
-	@echo "bench: the sync core benchmark lands with the sync core issue"
+	$(GO) run ./bench --bin-dir $(BIN) --cliutils "$${BENCH_CLIUTILS:-cold}"
 
 .PHONY: build
 build: bin/tether ## build bin/tether

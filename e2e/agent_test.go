@@ -667,4 +667,3 @@ func TestAgentLeaderElection(t *testing.T) {
 		t.Errorf("the lease is still held by %q after a graceful stop", *l.Spec.HolderIdentity)
 	}
 }
-
