@@ -29,7 +29,7 @@ help: ## list the targets
 
 .PHONY: demo
 demo: deps tools build ## start a local control plane and git server, sync the example app, show it healthy
-	$(GO) run ./e2e/cmd/demo --bin-dir $(BIN) --examples examples
+	$(GO) run ./e2e/cmd/demo --bin-dir $(BIN) --examples examples --manifests manifests
 
 .PHONY: test
 test: unit e2e ## run every test: unit tests, then the end-to-end suite

@@ -1,25 +1,35 @@
 // Command demo is `make demo`: it starts a local control plane and a git
-// server, pushes the example web app to the git server, syncs it into the
-// cluster and shows it running. On a terminal it then keeps everything
-// running until Ctrl-C so you can look around; otherwise (CI) it stops.
+// server, pushes the example web app, runs the tether agent against it as a
+// ServiceAccount with the install bundle's RBAC, shows the app synced and
+// Healthy, then pushes a change, sends the webhook a git host would, and
+// shows the change applied. On a terminal it then keeps everything running
+// until Ctrl-C so you can look around; otherwise (CI) it stops.
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/term"
 
+	"github.com/tether-gitops/tether/agent"
 	"github.com/tether-gitops/tether/e2e/cluster"
 	"github.com/tether-gitops/tether/e2e/gitserver"
+	"github.com/tether-gitops/tether/health"
+	"github.com/tether-gitops/tether/webhook"
 )
 
 func main() {
@@ -37,14 +47,21 @@ type demo struct {
 	examples string
 	out      io.Writer
 	cluster  *cluster.Cluster
-	git      *gitserver.Server
+	work     string
 }
+
+const (
+	gitUser     = "demo"
+	gitPassword = "demo-password"
+	hookSecret  = "demo-webhook-secret"
+)
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	binDir := fs.String("bin-dir", "bin", "folder with tether and the control plane binaries")
 	examples := fs.String("examples", "examples", "folder with the example app")
+	manifests := fs.String("manifests", "manifests", "the install bundle (for its RBAC)")
 	keep := fs.String("keep", "auto", "keep running until Ctrl-C: yes, no, or auto (yes on a terminal outside CI)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -61,14 +78,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.cluster.Stop()
+	d.work = filepath.Join(d.cluster.Dir, "demo")
+	if err := os.MkdirAll(d.work, 0o700); err != nil {
+		return err
+	}
 
-	d.step("starting a git server and pushing the example app")
-	d.git, err = gitserver.Start(gitserver.Options{})
+	d.step("starting a git server (basic auth) and pushing the example app")
+	git, err := gitserver.Start(gitserver.Options{Username: gitUser, Password: gitPassword})
 	if err != nil {
 		return err
 	}
-	defer d.git.Close()
-	repo, err := d.git.CreateRepo("webapp")
+	defer git.Close()
+	repo, err := git.CreateRepo("webapp")
 	if err != nil {
 		return err
 	}
@@ -78,34 +99,207 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "pushed %s at %s\n", repo.URL, sha[:12])
 
-	// Stand-in until tether's sync lands: kubectl applies the dev overlay of a
-	// checkout of the pushed commit.
-	d.step("applying overlays/dev (stand-in: kubectl apply --server-side -k)")
-	checkout := filepath.Join(d.cluster.Dir, "checkout")
-	if err := d.cmd(ctx, "git", "clone", "--quiet", "--depth", "1", repo.URL, checkout); err != nil {
+	d.step("installing tether's ServiceAccount and RBAC from manifests/ (no system:masters)")
+	if err := d.kubectl(ctx, "apply", "--server-side",
+		"-f", filepath.Join(*manifests, "namespace.yaml"),
+		"-f", filepath.Join(*manifests, "serviceaccount.yaml"),
+		"-f", filepath.Join(*manifests, "rbac.yaml")); err != nil {
 		return err
 	}
-	if err := d.kubectl(ctx, "apply", "--server-side", "-k", filepath.Join(checkout, "overlays", "dev")); err != nil {
+	sa, err := d.cluster.ServiceAccount(ctx, "tether-system", "tether", 24*time.Hour)
+	if err != nil {
 		return err
 	}
 
-	d.step("waiting for the app to become available")
-	if err := d.kubectl(ctx, "-n", "webapp-dev", "rollout", "status", "deployment/webapp", "--timeout", "2m"); err != nil {
+	d.step("starting the tether agent: sync webapp-dev follows overlays/dev on branch main")
+	cfgPath, err := d.writeConfig(repo.URL)
+	if err != nil {
+		return err
+	}
+	port, hookPort := freePort(), freePort()
+	statusURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	hookURL := fmt.Sprintf("http://127.0.0.1:%d", hookPort)
+	logPath := filepath.Join(d.work, "tether.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	agentCmd := exec.CommandContext(ctx, filepath.Join(bin, "tether"), "run",
+		"--kubeconfig", sa.Kubeconfig,
+		"--config", cfgPath,
+		"--data-dir", filepath.Join(d.work, "data"),
+		"--namespace", "tether-system",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--webhook-listen", fmt.Sprintf("127.0.0.1:%d", hookPort))
+	agentCmd.Stdout, agentCmd.Stderr = logFile, logFile
+	agentCmd.Env = append(os.Environ(), "KUBECONFIG=")
+	agentCmd.Cancel = func() error { return agentCmd.Process.Signal(syscall.SIGTERM) }
+	if err := agentCmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = agentCmd.Process.Signal(syscall.SIGTERM)
+		_ = agentCmd.Wait()
+	}()
+	fmt.Fprintf(stdout, "agent running (log: %s); status on %s\n", logPath, statusURL)
+
+	st, err := d.waitApplied(ctx, statusURL, sha, 3*time.Minute, logPath)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "applied %s (%q), health %s\n", st.Applied.Revision, st.Applied.Commit.Subject, st.Health)
+	if err := d.tether(ctx, "status", "--server", statusURL); err != nil {
 		return err
 	}
 	d.step("the app in the cluster")
-	if err := d.kubectl(ctx, "-n", "webapp-dev", "get", "deployment,replicaset,pod,service,ingress,hpa,configmap", "-o", "wide"); err != nil {
+	if err := d.kubectl(ctx, "-n", "webapp-dev", "get", "deployment,pod,service,ingress,hpa,configmap", "-o", "wide"); err != nil {
+		return err
+	}
+	d.step("tether why deployment/webapp-dev/webapp")
+	if err := d.tether(ctx, "why", "deployment/webapp-dev/webapp", "--kubeconfig", sa.Kubeconfig); err != nil {
 		return err
 	}
 
-	if !d.keepRunning(*keep) {
-		d.step("done; stopping the control plane and the git server")
+	d.step("pushing a change (image 1.1.0, a new greeting) and sending the push webhook")
+	files := map[string]string{}
+	kust, err := os.ReadFile(filepath.Join(d.examples, "webapp", "overlays", "dev", "kustomization.yaml"))
+	if err != nil {
+		return err
+	}
+	files["overlays/dev/kustomization.yaml"] = strings.Replace(string(kust), "GREETING=Hello from tether (dev)", "GREETING=Hello again from tether (dev)", 1) +
+		"images:\n  - name: registry.example.com/webapp\n    newTag: 1.1.0\n"
+	sha2, err := repo.Commit("webapp 1.1.0: new greeting", files)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pushed %s\n", sha2[:12])
+	if err := sendWebhook(ctx, hookURL, repo.URL, sha2); err != nil {
+		return err
+	}
+	st, err = d.waitApplied(ctx, statusURL, sha2, 2*time.Minute, logPath)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "applied %s (%q): %v, %d writes; health %s\n", st.Applied.Revision, st.Applied.Commit.Subject, st.LastAttempt.Counts, st.LastAttempt.Writes, st.Health)
+	if err := d.kubectl(ctx, "-n", "webapp-dev", "get", "deployment/webapp", "-o", "wide"); err != nil {
+		return err
+	}
+	if err := d.kubectl(ctx, "-n", "webapp-dev", "get", "configmap/webapp-config", "-o", "jsonpath={.data.GREETING}{\"\\n\"}"); err != nil {
+		return err
+	}
+
+	if !keepRunning(*keep) {
+		d.step("done; stopping the agent, the control plane and the git server")
 		return nil
 	}
 	d.step("everything keeps running until you press Ctrl-C")
 	fmt.Fprintf(stdout, "export KUBECONFIG=%s\n", d.cluster.Kubeconfig)
-	fmt.Fprintf(stdout, "git clone %s\n", repo.URL)
+	fmt.Fprintf(stdout, "%s/tether status --server %s\n", bin, statusURL)
+	fmt.Fprintf(stdout, "git clone %s  (user %s, password %s)\n", repo.URL, gitUser, gitPassword)
+	fmt.Fprintf(stdout, "agent log: %s\n", logPath)
 	<-ctx.Done()
+	return nil
+}
+
+// writeConfig writes the agent's configuration and the credential files it
+// names.
+func (d *demo) writeConfig(repoURL string) (string, error) {
+	password := filepath.Join(d.work, "git-password")
+	secret := filepath.Join(d.work, "webhook-secret")
+	if err := os.WriteFile(password, []byte(gitPassword+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(secret, []byte(hookSecret+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	cfg := fmt.Sprintf(`apiVersion: tether.dev/v1alpha1
+kind: AgentConfig
+defaults:
+  interval: 1m
+  timeout: 2m
+  prune: true
+webhook:
+  secretFile: %s
+syncs:
+  - name: webapp-dev
+    source:
+      url: %s
+      ref:
+        branch: main
+      auth:
+        username: %s
+        passwordFile: %s
+    path: overlays/dev
+    namespace: webapp-dev
+`, secret, repoURL, gitUser, password)
+	path := filepath.Join(d.work, "tether.yaml")
+	return path, os.WriteFile(path, []byte(cfg), 0o600)
+}
+
+// waitApplied polls /status until the commit is applied and Healthy.
+func (d *demo) waitApplied(ctx context.Context, statusURL, sha string, timeout time.Duration, logPath string) (agent.SyncStatus, error) {
+	deadline := time.Now().Add(timeout)
+	var last agent.SyncStatus
+	for {
+		st, err := fetchSync(ctx, statusURL, "webapp-dev")
+		if err == nil {
+			last = st
+			if st.Applied != nil && st.Applied.Commit != nil && st.Applied.Commit.Hash == sha && st.Health == health.Healthy {
+				return st, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			logTail, _ := os.ReadFile(logPath)
+			return last, fmt.Errorf("commit %s not applied and Healthy after %s (last status %+v); agent log:\n%s", sha[:12], timeout, last, tailLines(string(logTail), 30))
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func fetchSync(ctx context.Context, statusURL, name string) (agent.SyncStatus, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, statusURL+"/status", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return agent.SyncStatus{}, err
+	}
+	defer resp.Body.Close()
+	var st agent.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return agent.SyncStatus{}, err
+	}
+	for _, s := range st.Syncs {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return agent.SyncStatus{}, fmt.Errorf("no sync %s", name)
+}
+
+// sendWebhook posts a signed GitHub push event, as GitHub would.
+func sendWebhook(ctx context.Context, hookURL, repoURL, sha string) error {
+	body := []byte(fmt.Sprintf(`{"ref":"refs/heads/main","after":%q,"repository":{"clone_url":%q}}`, sha, repoURL))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hookURL+webhook.GitHubPath, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(webhook.GitHubEventHeader, "push")
+	req.Header.Set(webhook.GitHubSignatureHeader, webhook.Sign([]byte(hookSecret), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("sending the webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the webhook got %s: %s", resp.Status, answer)
+	}
+	fmt.Fprintf(os.Stdout, "webhook answered %s: %s", resp.Status, answer)
 	return nil
 }
 
@@ -117,16 +311,21 @@ func (d *demo) kubectl(ctx context.Context, args ...string) error {
 	return d.cmd(ctx, filepath.Join(d.bin, "kubectl"), append([]string{"--kubeconfig", d.cluster.Kubeconfig}, args...)...)
 }
 
+func (d *demo) tether(ctx context.Context, args ...string) error {
+	return d.cmd(ctx, filepath.Join(d.bin, "tether"), args...)
+}
+
 func (d *demo) cmd(ctx context.Context, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = d.out, d.out
+	cmd.Env = append(os.Environ(), "KUBECONFIG=")
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s %s: %w", filepath.Base(name), strings.Join(args, " "), err)
 	}
 	return nil
 }
 
-func (d *demo) keepRunning(keep string) bool {
+func keepRunning(keep string) bool {
 	switch keep {
 	case "yes":
 		return true
@@ -137,4 +336,21 @@ func (d *demo) keepRunning(keep string) bool {
 		return false
 	}
 	return term.IsTerminal(int(os.Stdin.Fd()))
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
