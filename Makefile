@@ -35,7 +35,7 @@ demo: deps tools build ## start a local control plane and git server, sync the e
 test: unit e2e ## run every test: unit tests, then the end-to-end suite
 
 .PHONY: unit
-unit: ## unit tests with the race detector
+unit: deps ## unit tests with the race detector
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 ./...
