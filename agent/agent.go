@@ -9,8 +9,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	gosync "sync"
 	"sync/atomic"
@@ -47,6 +47,10 @@ type Options struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election;
 	// defaults 15s, 10s, 2s.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// DeleteGrace is how long a sync with deleteOnRemove must stay removed
+	// from the configuration before its objects are deleted; default 30s.
+	// A revert within the grace period deletes nothing.
+	DeleteGrace time.Duration
 	// Concurrency bounds parallel API requests per sync.
 	Concurrency int
 	// Version is reported in /status.
@@ -66,9 +70,16 @@ type Agent struct {
 	events  record.EventRecorder
 	stopEv  func()
 
-	leading atomic.Bool
-	// leadMu serialises lead: after a lost lease, the next term waits
-	// until every sync of the previous one has stopped.
+	// invNamespace holds the inventories. It is set from the first
+	// configuration and never changes: a new configuration that moves it
+	// is rejected, since the syncs would lose track of what they own.
+	invNamespace string
+
+	leading  atomic.Bool
+	stopping atomic.Bool
+	// leadMu is held for a whole term of leadership, so a new term (or the
+	// release of the lease) waits until every sync of the previous one has
+	// stopped.
 	leadMu gosync.Mutex
 
 	mu          gosync.Mutex
@@ -77,7 +88,18 @@ type Agent struct {
 	cfgErr      string
 	runners     map[string]*runner
 	leadCtx     context.Context
+	leadCancel  context.CancelFunc
+	deletions   map[string]*deletion
 	clusterOK   time.Time
+
+	secretMu   gosync.Mutex
+	secretErrs map[string]string
+}
+
+// deletion is a pending deleteOnRemove of a sync.
+type deletion struct {
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // New builds an agent. It does not start anything.
@@ -94,16 +116,20 @@ func New(opts Options, clients *kube.Clients, m *metrics.Metrics, log *slog.Logg
 	if opts.RetryPeriod <= 0 {
 		opts.RetryPeriod = 2 * time.Second
 	}
+	if opts.DeleteGrace <= 0 {
+		opts.DeleteGrace = 30 * time.Second
+	}
 	if opts.Getenv == nil {
 		opts.Getenv = func(string) string { return "" }
 	}
 	a := &Agent{
-		opts:    opts,
-		clients: clients,
-		syncer:  tsync.New(clients, log),
-		metrics: m,
-		log:     log,
-		runners: map[string]*runner{},
+		opts:      opts,
+		clients:   clients,
+		syncer:    tsync.New(clients, log),
+		metrics:   m,
+		log:       log,
+		runners:   map[string]*runner{},
+		deletions: map[string]*deletion{},
 	}
 	clients.Requests.Observe(m.APIRequest)
 	a.hooks = webhook.New(webhook.Options{Trigger: a.Trigger, Logger: log})
@@ -115,6 +141,10 @@ func New(opts Options, clients *kube.Clients, m *metrics.Metrics, log *slog.Logg
 // a standby waiting for the lease. A configuration that cannot be loaded at
 // start is an error; later bad versions are rejected and the running one
 // stays.
+//
+// On shutdown the syncs stop first (their current reconcile is aborted
+// through its context) and only then is the lease released, so a standby
+// never takes over while this process may still write.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.stopEv()
 	cfg, err := config.Load(a.opts.ConfigPath)
@@ -122,18 +152,37 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.invNamespace = cfg.Defaults.InventoryNamespace
 	a.setConfig(cfg)
 	go a.watchConfig(ctx)
 	if !a.opts.LeaderElect {
 		a.lead(ctx)
+		a.waitDeletions()
 		return nil
 	}
+	// The elector gets a context of its own, cancelled only after every
+	// sync has stopped.
+	electCtx, cancelElect := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelElect()
+	go func() {
+		<-ctx.Done()
+		a.stopping.Store(true)
+		a.mu.Lock()
+		if a.leadCancel != nil {
+			a.leadCancel()
+		}
+		a.mu.Unlock()
+		a.leadMu.Lock() // the current term, if any, has ended
+		a.leadMu.Unlock()
+		a.waitDeletions()
+		cancelElect()
+	}()
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Name: a.opts.LeaseName, Namespace: a.opts.Namespace},
 		Client:     a.clients.Typed.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: a.opts.Identity},
 	}
-	for ctx.Err() == nil {
+	for electCtx.Err() == nil {
 		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            lock,
 			LeaseDuration:   a.opts.LeaseDuration,
@@ -159,51 +208,76 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("leader election: %w", err)
 		}
-		// Run returns once the lease is lost (or ctx ended). Its context,
-		// and so every sync's, is cancelled then; lead holds leadMu until
-		// the syncs have stopped, so a new term cannot overlap the old.
-		elector.Run(ctx)
+		// Run returns once the lease is lost (its context, and so every
+		// sync's, is cancelled then) or electCtx ends. lead holds leadMu
+		// until its syncs have stopped, so a new term cannot overlap the
+		// old one.
+		elector.Run(electCtx)
 		a.leadMu.Lock()
 		a.leadMu.Unlock()
-		if ctx.Err() == nil {
-			time.Sleep(a.opts.RetryPeriod)
+		if electCtx.Err() == nil {
+			select {
+			case <-electCtx.Done():
+			case <-time.After(a.opts.RetryPeriod):
+			}
 		}
 	}
 	return nil
 }
 
-// lead runs the syncs until ctx ends, then stops them and waits.
-func (a *Agent) lead(ctx context.Context) {
+// lead runs the syncs until ctx ends or the agent stops, then stops them
+// and waits.
+func (a *Agent) lead(parent context.Context) {
 	a.leadMu.Lock()
 	defer a.leadMu.Unlock()
-	if ctx.Err() != nil {
+	if parent.Err() != nil || a.stopping.Load() {
 		return
 	}
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
 	a.leading.Store(true)
 	a.metrics.SetLeader(true)
 	a.mu.Lock()
-	a.leadCtx = ctx
-	a.reconcileRunners()
+	a.leadCtx, a.leadCancel = ctx, cancel
+	stop := a.reconcileRunners()
 	a.mu.Unlock()
+	stopAll(stop)
 	<-ctx.Done()
 	a.mu.Lock()
-	a.leadCtx = nil
-	runners := slices.Collect(maps.Values(a.runners))
-	a.runners = map[string]*runner{}
+	a.leadCtx, a.leadCancel = nil, nil
+	runners := make([]*runner, 0, len(a.runners))
+	for name, r := range a.runners {
+		runners = append(runners, r)
+		delete(a.runners, name)
+	}
 	a.mu.Unlock()
+	stopAll(runners)
+	// A former leader must not keep exporting the state of syncs it no
+	// longer runs: alerts aggregate across replicas.
 	for _, r := range runners {
-		r.stop()
+		a.metrics.Forget(r.cfg.Name)
 	}
 	a.leading.Store(false)
 	a.metrics.SetLeader(false)
 }
 
-// reconcileRunners makes the running syncs match the configuration:
-// new syncs start, changed ones restart, removed ones stop (and, if they
-// asked for it, have their objects deleted). Called with a.mu held.
-func (a *Agent) reconcileRunners() {
+func stopAll(runners []*runner) {
+	var wg gosync.WaitGroup
+	for _, r := range runners {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.stop() }()
+	}
+	wg.Wait()
+}
+
+// reconcileRunners makes the running syncs match the configuration: new
+// syncs start, changed ones restart, removed ones stop (and, if they asked
+// for it, have their objects deleted after a grace period). Called with
+// a.mu held; it returns the runners to stop, which the caller stops after
+// releasing a.mu (a stopping runner may need the lock to finish).
+func (a *Agent) reconcileRunners() (stop []*runner) {
 	if a.leadCtx == nil {
-		return
+		return nil
 	}
 	want := map[string]config.Sync{}
 	for _, s := range a.cfg.Syncs {
@@ -214,13 +288,14 @@ func (a *Agent) reconcileRunners() {
 		if ok && s.Equal(r.cfg) {
 			continue
 		}
-		r.stop()
+		r.cancel()
+		stop = append(stop, r)
 		delete(a.runners, name)
 		a.metrics.Forget(name)
 		if !ok {
 			a.log.Info("sync removed", "sync", name, "deleteObjects", r.cfg.DeleteOnRemove)
 			if r.cfg.DeleteOnRemove {
-				go a.deleteSync(a.leadCtx, r.cfg)
+				a.scheduleDeletion(r)
 			}
 		} else {
 			a.log.Info("sync changed; restarting", "sync", name)
@@ -230,14 +305,66 @@ func (a *Agent) reconcileRunners() {
 		if _, ok := a.runners[s.Name]; ok {
 			continue
 		}
+		if d, ok := a.deletions[s.Name]; ok {
+			// Added back within the grace period (a revert): cancel the
+			// deletion; the new runner waits for it to let go.
+			d.cancel()
+		}
 		r, err := newRunner(a, s)
 		if err != nil {
 			a.log.Error("cannot start sync", "sync", s.Name, "error", err)
 			continue
 		}
 		a.runners[s.Name] = r
-		r.start(a.leadCtx)
+		var wait <-chan struct{}
+		if d, ok := a.deletions[s.Name]; ok {
+			wait = d.done
+		}
+		r.start(a.leadCtx, wait)
 		a.log.Info("sync started", "sync", s.Name, "source", r.status.Source, "path", s.Path, "interval", s.Source.Interval)
+	}
+	return stop
+}
+
+// scheduleDeletion deletes the objects of a removed sync once it has
+// stayed removed for the grace period and its runner has stopped. Called
+// with a.mu held.
+func (a *Agent) scheduleDeletion(r *runner) {
+	ctx, cancel := context.WithCancel(a.leadCtx)
+	d := &deletion{cancel: cancel, done: make(chan struct{})}
+	a.deletions[r.cfg.Name] = d
+	go func() {
+		defer close(d.done)
+		defer func() {
+			a.mu.Lock()
+			if a.deletions[r.cfg.Name] == d {
+				delete(a.deletions, r.cfg.Name)
+			}
+			a.mu.Unlock()
+		}()
+		<-r.done
+		select {
+		case <-ctx.Done():
+			a.log.Info("deletion of a removed sync cancelled", "sync", r.cfg.Name)
+			return
+		case <-time.After(a.opts.DeleteGrace):
+		}
+		a.deleteSync(ctx, r.cfg)
+	}()
+}
+
+// waitDeletions waits for deletions in progress (they stop with the
+// leadership's context).
+func (a *Agent) waitDeletions() {
+	a.mu.Lock()
+	pending := make([]*deletion, 0, len(a.deletions))
+	for _, d := range a.deletions {
+		pending = append(pending, d)
+	}
+	a.mu.Unlock()
+	for _, d := range pending {
+		d.cancel()
+		<-d.done
 	}
 }
 
@@ -252,10 +379,14 @@ func (a *Agent) deleteSync(ctx context.Context, s config.Sync) {
 		return
 	}
 	defer os.RemoveAll(empty)
-	opts := s.SyncOptions(a.inventoryNamespace())
+	opts := s.SyncOptions(a.invNamespace)
 	opts.Prune, opts.AllowEmpty, opts.Wait = true, true, false
 	opts.DeleteBudget = tsync.Budget{Unlimited: true}
+	opts.Concurrency = a.opts.Concurrency
 	res, err := a.syncer.Reconcile(ctx, opts, tsync.Input{Root: empty, Path: ".", Revision: "deleted"})
+	if ctx.Err() != nil {
+		return
+	}
 	if err != nil {
 		a.log.Error("deleting the objects of a removed sync failed", "sync", s.Name, "error", err)
 		a.event(s, eventWarning, reasonFailed, "deleting the objects of the removed sync failed: %v", err)
@@ -268,12 +399,13 @@ func (a *Agent) deleteSync(ctx context.Context, s config.Sync) {
 		}
 	}
 	if kept == 0 {
-		if err := inventory.NewStore(a.clients.Typed.CoreV1(), a.inventoryNamespace()).Delete(ctx, s.Name); err != nil {
+		if err := inventory.NewStore(a.clients.Typed.CoreV1(), a.invNamespace).Delete(ctx, s.Name); err != nil {
 			a.log.Error("deleting the inventory of a removed sync", "sync", s.Name, "error", err)
 		}
 	}
-	_ = os.RemoveAll(a.opts.DataDir + "/" + s.Name)
+	_ = os.RemoveAll(filepath.Join(a.opts.DataDir, s.Name))
 	a.log.Info("deleted the objects of a removed sync", "sync", s.Name, "deleted", len(res.Pruned)-kept, "leftInPlace", kept)
+	a.event(s, eventNormal, reasonPruned, "the sync was removed from the configuration: deleted %d objects, left %d in place", len(res.Pruned)-kept, kept)
 }
 
 // Trigger asks a sync to reconcile now (webhooks); unknown names and
@@ -287,20 +419,8 @@ func (a *Agent) Trigger(sync string) {
 	}
 }
 
-// Webhooks is the webhook receiver, to serve on its own port.
-func (a *Agent) Webhooks() *webhook.Receiver { return a.hooks }
-
 // Leading reports whether this process runs the syncs.
 func (a *Agent) Leading() bool { return a.leading.Load() }
-
-func (a *Agent) inventoryNamespace() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cfg != nil && a.cfg.Defaults.InventoryNamespace != "" {
-		return a.cfg.Defaults.InventoryNamespace
-	}
-	return "tether-system"
-}
 
 // Status is a snapshot of the agent and its syncs.
 func (a *Agent) Status() Status {

@@ -47,7 +47,7 @@ func (a *Agent) event(s config.Sync, eventType, reason, format string, args ...a
 	ref := &corev1.ObjectReference{
 		APIVersion: "v1",
 		Kind:       "ConfigMap",
-		Namespace:  a.inventoryNamespace(),
+		Namespace:  a.invNamespace,
 		Name:       inventory.ConfigMapName(s.Name),
 	}
 	a.events.Event(ref, eventType, reason, truncate(fmt.Sprintf(format, args...)))

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -62,7 +63,9 @@ func (a *Agent) ready() error {
 	if time.Since(checked) < clusterCheckTTL {
 		return nil
 	}
-	if _, err := a.clients.Typed.Discovery().ServerVersion(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.clients.Typed.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Error(); err != nil {
 		return fmt.Errorf("API server unreachable: %v", err)
 	}
 	a.mu.Lock()

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,10 @@ import (
 // reloadDebounce is the quiet time after a change of the configuration
 // folder before it is read: editors and kubelet write in several steps.
 const reloadDebounce = 300 * time.Millisecond
+
+// secretRefresh is how often webhook secrets are read again, so a rotated
+// Secret takes effect without a restart.
+const secretRefresh = 30 * time.Second
 
 // watchConfig reloads the configuration when its folder changes. It
 // watches the folder, not the file: a mounted ConfigMap is updated by
@@ -37,6 +42,8 @@ func (a *Agent) watchConfig(ctx context.Context) {
 	}
 	var timer *time.Timer
 	fire := make(chan struct{}, 1)
+	refresh := time.NewTicker(secretRefresh)
+	defer refresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -44,6 +51,11 @@ func (a *Agent) watchConfig(ctx context.Context) {
 				timer.Stop()
 			}
 			return
+		case <-refresh.C:
+			a.mu.Lock()
+			cfg := a.cfg
+			a.mu.Unlock()
+			a.hooks.SetTargets(a.webhookTargets(cfg))
 		case ev, ok := <-w.Events:
 			if !ok {
 				return
@@ -83,6 +95,10 @@ func (a *Agent) relevant(name string) bool {
 // running configuration stays. An unchanged file changes nothing.
 func (a *Agent) reload() {
 	cfg, err := config.Load(a.opts.ConfigPath)
+	if err == nil && cfg.Defaults.InventoryNamespace != a.invNamespace {
+		err = fmt.Errorf("%s: defaults.inventoryNamespace: changing it from %q to %q would make every sync forget what it owns (and never prune it); move the inventory ConfigMaps and restart the agent instead",
+			a.opts.ConfigPath, a.invNamespace, cfg.Defaults.InventoryNamespace)
+	}
 	a.metrics.ConfigReload(err == nil)
 	if err != nil {
 		a.mu.Lock()
@@ -110,17 +126,21 @@ func (a *Agent) reload() {
 func (a *Agent) setConfig(cfg *config.Config) {
 	a.hooks.SetTargets(a.webhookTargets(cfg))
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.cfg = cfg
 	a.cfgErr = ""
 	a.cfgLoadedAt = time.Now()
-	a.reconcileRunners()
+	stop := a.reconcileRunners()
+	a.mu.Unlock()
+	stopAll(stop)
 }
 
 // webhookTargets reads each sync's webhook secret. A sync whose secret
 // cannot be read cannot be triggered (and says why in the log).
 func (a *Agent) webhookTargets(cfg *config.Config) []webhook.Target {
 	var out []webhook.Target
+	if cfg == nil {
+		return nil
+	}
 	for _, s := range cfg.Syncs {
 		if s.WebhookSecretFile == "" {
 			continue
@@ -130,12 +150,31 @@ func (a *Agent) webhookTargets(cfg *config.Config) []webhook.Target {
 			err = errors.New("the file is empty")
 		}
 		if err != nil {
-			a.log.Error("webhook secret unreadable; webhooks cannot trigger this sync", "sync", s.Name, "file", s.WebhookSecretFile, "error", err)
+			if a.secretProblem(s.Name, err.Error()) {
+				a.log.Error("webhook secret unreadable; webhooks cannot trigger this sync", "sync", s.Name, "file", s.WebhookSecretFile, "error", err)
+			}
 			continue
+		}
+		if a.secretProblem(s.Name, "") {
+			a.log.Info("webhook secret readable again", "sync", s.Name)
 		}
 		out = append(out, webhook.Target{Sync: s.Name, RepoURL: s.Source.URL, Secret: []byte(strings.TrimRight(string(secret), "\r\n"))})
 	}
 	return out
+}
+
+// secretProblem records the latest problem reading a sync's webhook secret
+// ("" for none) and reports whether it changed, so a missing secret is
+// logged once, not on every refresh.
+func (a *Agent) secretProblem(sync, problem string) bool {
+	a.secretMu.Lock()
+	defer a.secretMu.Unlock()
+	if a.secretErrs == nil {
+		a.secretErrs = map[string]string{}
+	}
+	changed := a.secretErrs[sync] != problem
+	a.secretErrs[sync] = problem
+	return changed
 }
 
 func sameConfig(a, b *config.Config) bool {

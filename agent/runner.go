@@ -86,8 +86,10 @@ func newRunner(a *Agent, cfg config.Sync) (*runner, error) {
 	return r, nil
 }
 
-// start runs the loop until ctx ends or stop is called.
-func (r *runner) start(ctx context.Context) {
+// start runs the loop until ctx ends or stop is called. When wait is not
+// nil the loop first waits for it to close (a pending deletion of a sync by
+// the same name letting go).
+func (r *runner) start(ctx context.Context, wait <-chan struct{}) {
 	ctx, r.cancel = context.WithCancel(ctx)
 	if local, ok := r.src.(*source.Local); ok && !r.cfg.Suspend {
 		go func() {
@@ -98,6 +100,13 @@ func (r *runner) start(ctx context.Context) {
 	}
 	go func() {
 		defer close(r.done)
+		if wait != nil {
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return
+			}
+		}
 		r.loop(ctx)
 	}()
 }
@@ -153,17 +162,19 @@ func (r *runner) loop(ctx context.Context) {
 }
 
 // reconcile fetches and, unless the revision is the one applied and
-// nothing drifted, runs one reconcile.
-func (r *runner) reconcile(ctx context.Context) error {
+// nothing drifted, runs one reconcile. When parent ends (shutdown, lost
+// lease, configuration change) the reconcile is aborted and not counted as
+// a failure of the sync.
+func (r *runner) reconcile(parent context.Context) error {
 	started := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(parent, r.cfg.Timeout)
 	defer cancel()
 	log := r.a.log.With("sync", r.cfg.Name)
 	art, err := r.src.Fetch(ctx)
 	r.gitStats()
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-			return err
+		if parent.Err() != nil {
+			return parent.Err()
 		}
 		log.Error("fetch failed", "error", err)
 		r.a.metrics.FetchFailed(r.cfg.Name, time.Since(started))
@@ -176,7 +187,7 @@ func (r *runner) reconcile(ctx context.Context) error {
 			s.Fetched = &RevisionStatus{Revision: art.Revision, Commit: commitOf(art), At: time.Now()}
 		}
 	})
-	opts := r.cfg.SyncOptions(r.a.inventoryNamespace())
+	opts := r.cfg.SyncOptions(r.a.invNamespace)
 	opts.Concurrency = r.a.opts.Concurrency
 	if art.Revision == r.lastApplied && r.observed != nil {
 		drifted, err := r.a.syncer.Drifted(ctx, opts, r.observed)
@@ -187,10 +198,11 @@ func (r *runner) reconcile(ctx context.Context) error {
 		}
 	}
 	res, err := r.a.syncer.Reconcile(ctx, opts, tsync.Input{Root: art.Dir, Path: r.cfg.Path, Revision: art.Revision})
-	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		// Stopped (shutdown, lost lease, config change): not a failure
-		// of the sync.
-		return err
+	if parent.Err() != nil {
+		// Stopped (shutdown, lost lease, configuration change): not a
+		// failure of the sync.
+		r.observed = nil
+		return parent.Err()
 	}
 	drift := map[string]int{}
 	if art.Revision == r.lastApplied {
@@ -204,7 +216,7 @@ func (r *runner) reconcile(ctx context.Context) error {
 	if c := commitOf(art); c != nil {
 		commit = c.Hash
 	}
-	r.a.metrics.Reconcile(r.cfg.Name, res, err, commit, drift, len(res.Changes))
+	r.a.metrics.Reconcile(r.cfg.Name, res, err, commit, drift, res.Owned)
 	attempt := &Attempt{Outcome: metrics.OutcomeSuccess, Revision: art.Revision, Counts: countsOf(res), Writes: res.Writes}
 	if err != nil {
 		attempt.Outcome, attempt.Phase, attempt.Error = metrics.OutcomeFailure, res.Phase, err.Error()

@@ -473,7 +473,7 @@ func TestAgentHotReload(t *testing.T) {
 		}
 	}
 	publish(agentConfig(localSync("reload-a")))
-	p := startAgent(t, sa.Kubeconfig, filepath.Join(mount, "tether.yaml"), "--leader-elect=false")
+	p := startAgent(t, sa.Kubeconfig, filepath.Join(mount, "tether.yaml"), "--leader-elect=false", "--delete-on-remove-grace", "1s")
 	exists := func(ns string) bool {
 		_, err := (&fixture{admin: c.Client}).configMapData(ns, "settings")
 		return err == nil
@@ -508,6 +508,32 @@ func TestAgentHotReload(t *testing.T) {
 	if v, ok := metricValue(p.metrics(), `tether_config_reloads_total{outcome="failure"}`); !ok || v < 1 {
 		t.Errorf("no failed reload counted:\n%s", grep(p.metrics(), "tether_config_reloads_total"))
 	}
+
+	// A sync that asks for deleteOnRemove: its objects go with it, after
+	// the grace period.
+	deleting := localSync("reload-c") + "    deleteOnRemove: true\n    pruneProtected: [Namespace]\n"
+	publish(agentConfig(localSync("reload-a") + localSync("reload-b") + deleting))
+	eventually(t, time.Minute, "sync reload-c applies", func() error {
+		if !exists("reload-c") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	publish(agentConfig(localSync("reload-a") + localSync("reload-b")))
+	eventually(t, time.Minute, "removing reload-c deletes its objects and its inventory", func() error {
+		if exists("reload-c") {
+			return fmt.Errorf("ConfigMap reload-c/settings still there")
+		}
+		if _, err := c.Client.CoreV1().Namespaces().Get(context.Background(), "reload-c", metav1.GetOptions{}); err == nil {
+			if ns, _ := c.Client.CoreV1().Namespaces().Get(context.Background(), "reload-c", metav1.GetOptions{}); ns.DeletionTimestamp == nil {
+				return fmt.Errorf("Namespace reload-c still there")
+			}
+		}
+		if _, err := c.Client.CoreV1().ConfigMaps("tether-system").Get(context.Background(), "tether-inventory-reload-c", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("inventory still there: %v", err)
+		}
+		return nil
+	})
 
 	// Removing reload-b stops it and leaves its objects in place.
 	publish(agentConfig(localSync("reload-a")))

@@ -32,10 +32,21 @@ const (
 	Failed Status = "Failed"
 )
 
-var rank = map[Status]int{Healthy: 0, Progressing: 1, Degraded: 2, Failed: 3}
+// rank orders statuses from best (0) to worst.
+func rank(s Status) int {
+	switch s {
+	case Healthy:
+		return 0
+	case Progressing:
+		return 1
+	case Degraded:
+		return 2
+	}
+	return 3
+}
 
 // Worse reports whether a is worse than b.
-func Worse(a, b Status) bool { return rank[a] > rank[b] }
+func Worse(a, b Status) bool { return rank(a) > rank(b) }
 
 // Result is an object's health with the reason.
 type Result struct {
@@ -49,11 +60,14 @@ type Result struct {
 const CustomResourceGrace = 10 * time.Second
 
 // Object computes the health of a live object. obj nil means it was not
-// found after being applied. appliedAt is when tether last applied it (zero
-// if unknown); now is the current time.
+// found although it should exist. appliedAt is when tether just applied it
+// (zero if it did not); now is the current time.
 func Object(obj *unstructured.Unstructured, appliedAt, now time.Time) Result {
 	if obj == nil {
-		return Result{Status: Failed, Message: "not found after apply"}
+		if !appliedAt.IsZero() {
+			return Result{Status: Failed, Message: "not found after apply"}
+		}
+		return Result{Status: Failed, Message: "not found"}
 	}
 	if rule := ruleFor(obj.GroupVersionKind().GroupKind().String()); rule != nil {
 		if r, decided := rule(obj); decided {

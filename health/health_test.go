@@ -228,3 +228,15 @@ func TestRef(t *testing.T) {
 		}
 	}
 }
+
+// A wait stopped from outside says so, rather than blaming the objects.
+func TestWaitStoppedIsNotATimeout(t *testing.T) {
+	ids := []object.ObjMetadata{{Namespace: "app", Name: "web", GroupKind: schema.GroupKind{Group: "apps", Kind: "Deployment"}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(30 * time.Millisecond); cancel() }()
+	_, err := Wait(ctx, &fakeReader{t: t}, ids, nil, time.Millisecond, time.Hour, time.Now)
+	var te *TimeoutError
+	if errors.As(err, &te) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+}

@@ -50,9 +50,11 @@ func (e *TimeoutError) Error() string {
 
 // Wait polls the objects every interval until all are Healthy, then returns
 // their health. At the timeout it returns the last health and a
-// *TimeoutError naming every object that is not Healthy.
-func Wait(ctx context.Context, r Reader, ids []object.ObjMetadata, appliedAt map[object.ObjMetadata]time.Time, interval, timeout time.Duration, now func() time.Time) (map[object.ObjMetadata]Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// *TimeoutError naming every object that is not Healthy. When parent ends
+// first, it returns the last health and parent's error, so a caller can
+// tell "stopped" from "not healthy in time".
+func Wait(parent context.Context, r Reader, ids []object.ObjMetadata, appliedAt map[object.ObjMetadata]time.Time, interval, timeout time.Duration, now func() time.Time) (map[object.ObjMetadata]Result, error) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	var last map[object.ObjMetadata]Result
 	var readErr error
@@ -68,6 +70,9 @@ func Wait(ctx context.Context, r Reader, ids []object.ObjMetadata, appliedAt map
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return last, fmt.Errorf("waiting for health: %w", parent.Err())
+			}
 			if last == nil {
 				return nil, fmt.Errorf("reading object status: %w", readErr)
 			}

@@ -167,6 +167,11 @@ func (m *Metrics) Reconcile(sync string, res *tsync.Result, err error, commit st
 	if errors.As(err, &guard) {
 		m.guardRefusals.WithLabelValues(sync, guard.Reason).Inc()
 	}
+	if res != nil && res.Health != nil {
+		// Health is known also when a later phase (or the health wait
+		// itself) failed: a Degraded sync must show as Degraded.
+		m.setHealth(sync, res.Status)
+	}
 	m.failing.DeletePartialMatch(prometheus.Labels{"sync": sync})
 	if err != nil {
 		phase := "unknown"
@@ -181,7 +186,6 @@ func (m *Metrics) Reconcile(sync string, res *tsync.Result, err error, commit st
 	m.revisionInfo.DeletePartialMatch(prometheus.Labels{"sync": sync})
 	m.revisionInfo.WithLabelValues(sync, res.Revision, commit).Set(1)
 	m.inventory.WithLabelValues(sync).Set(float64(inventory))
-	m.setHealth(sync, res.Status)
 	m.drift.DeletePartialMatch(prometheus.Labels{"sync": sync})
 	for kind, n := range drift {
 		m.drift.WithLabelValues(sync, kind).Set(float64(n))

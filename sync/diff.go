@@ -32,6 +32,14 @@ func (c *Change) Diff() (string, error) {
 		want = want.DeepCopy()
 		setAnnotation(want, contract.RevisionAnnotation, rev)
 	}
+	if c.ID.GroupKind.Group == "" && c.ID.GroupKind.Kind == "Secret" {
+		// Secret values never reach a terminal or a CI log.
+		before, after := maskSecret(c.Live, want)
+		if from, err = diffYAMLOrEmpty(before); err != nil {
+			return "", err
+		}
+		want = after
+	}
 	if to, err = diffYAML(want); err != nil {
 		return "", err
 	}
@@ -55,7 +63,75 @@ func diffYAML(obj *unstructured.Unstructured) (string, error) {
 	delete(c.Object, "status")
 	out, err := yaml.Marshal(c.Object)
 	if err != nil {
-		return "", fmt.Errorf("encoding %s for diff: %w", obj.GetName(), err)
+		return "", fmt.Errorf("encoding %s %s/%s for diff: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 	}
 	return string(out), nil
+}
+
+func diffYAMLOrEmpty(obj *unstructured.Unstructured) (string, error) {
+	if obj == nil {
+		return "", nil
+	}
+	return diffYAML(obj)
+}
+
+// maskSecret returns copies of two versions of a Secret whose values are
+// replaced the way kubectl diff does: "***" where a key is unchanged,
+// "*** (before)" and "*** (after)" where it changed. kubectl's
+// last-applied-configuration annotation, which holds the values too, is
+// masked as well.
+func maskSecret(before, after *unstructured.Unstructured) (*unstructured.Unstructured, *unstructured.Unstructured) {
+	var b, a *unstructured.Unstructured
+	if before != nil {
+		b = before.DeepCopy()
+	}
+	if after != nil {
+		a = after.DeepCopy()
+	}
+	for _, field := range []string{"data", "stringData"} {
+		var bm, am map[string]any
+		if b != nil {
+			bm, _, _ = unstructured.NestedMap(b.Object, field)
+		}
+		if a != nil {
+			am, _, _ = unstructured.NestedMap(a.Object, field)
+		}
+		for k, bv := range bm {
+			av, ok := am[k]
+			switch {
+			case ok && equalValues(av, bv):
+				bm[k], am[k] = "***", "***"
+			case ok:
+				bm[k], am[k] = "*** (before)", "*** (after)"
+			default:
+				bm[k] = "*** (before)"
+			}
+		}
+		for k := range am {
+			if _, ok := bm[k]; !ok {
+				am[k] = "*** (after)"
+			}
+		}
+		if bm != nil {
+			_ = unstructured.SetNestedMap(b.Object, bm, field)
+		}
+		if am != nil {
+			_ = unstructured.SetNestedMap(a.Object, am, field)
+		}
+	}
+	const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+	for _, o := range []*unstructured.Unstructured{b, a} {
+		if o == nil {
+			continue
+		}
+		if ann := o.GetAnnotations(); ann[lastApplied] != "" {
+			ann[lastApplied] = "***"
+			o.SetAnnotations(ann)
+		}
+	}
+	return b, a
+}
+
+func equalValues(a, b any) bool {
+	return fmt.Sprint(a) == fmt.Sprint(b)
 }

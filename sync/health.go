@@ -2,6 +2,9 @@ package sync
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -49,24 +52,42 @@ func (r *run) health(ctx context.Context) error {
 	return err
 }
 
-// observe records the resourceVersion of every live object read, so that a
-// later reconcile of the same revision can tell whether anything changed.
+// observe records a fingerprint of every live object read, so that a later
+// reconcile of the same revision can tell whether anything changed.
 func observe(live map[object.ObjMetadata]*unstructured.Unstructured) map[object.ObjMetadata]string {
 	if live == nil {
 		return nil
 	}
 	out := make(map[object.ObjMetadata]string, len(live))
 	for id, obj := range live {
-		out[id] = obj.GetResourceVersion()
+		out[id] = fingerprint(obj)
 	}
 	return out
 }
 
+// fingerprint hashes an object without its status and the bookkeeping the
+// server changes on every write (resourceVersion, managed fields times,
+// generation): controllers update status all the time, and that is not
+// drift from git.
+func fingerprint(obj *unstructured.Unstructured) string {
+	c := obj.DeepCopy()
+	delete(c.Object, "status")
+	for _, f := range []string{"resourceVersion", "managedFields", "generation"} {
+		unstructured.RemoveNestedField(c.Object, "metadata", f)
+	}
+	data, err := json.Marshal(c.Object) // map keys are sorted: stable
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
 // Drifted reports whether any object a previous reconcile observed has
-// changed or gone since (its resourceVersion differs). It reads with one
-// LIST per resource and namespace where it can, and writes nothing: when
-// the revision is the same and nothing drifted, the agent skips the
-// reconcile altogether.
+// changed or gone since (everything but its status compared). It reads
+// with one LIST per resource and namespace where it can, and writes
+// nothing: when the revision is the same and nothing drifted, the agent
+// skips the reconcile altogether.
 func (s *Syncer) Drifted(ctx context.Context, opts Options, observed map[object.ObjMetadata]string) (bool, error) {
 	if len(observed) == 0 {
 		return true, nil
@@ -81,9 +102,9 @@ func (s *Syncer) Drifted(ctx context.Context, opts Options, observed map[object.
 	if err != nil {
 		return true, err
 	}
-	for id, rv := range observed {
+	for id, fp := range observed {
 		obj, ok := live[id]
-		if !ok || obj.GetResourceVersion() != rv {
+		if !ok || fingerprint(obj) != fp {
 			return true, nil
 		}
 	}

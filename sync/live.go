@@ -35,7 +35,9 @@ const (
 )
 
 // readLive returns the live objects for refs; a missing key means the
-// object does not exist.
+// object does not exist. It reads in two rounds, each with at most
+// Concurrency requests in flight: the LISTs of the groups big enough for
+// one, then GETs for whatever those did not find.
 func (r *run) readLive(ctx context.Context, refs []liveRef) (map[object.ObjMetadata]*unstructured.Unstructured, error) {
 	type groupKey struct {
 		gvr schema.GroupVersionResource
@@ -52,56 +54,62 @@ func (r *run) readLive(ctx context.Context, refs []liveRef) (map[object.ObjMetad
 	}
 	var mu gosync.Mutex
 	out := make(map[object.ObjMetadata]*unstructured.Unstructured, len(refs))
-	put := func(id object.ObjMetadata, obj *unstructured.Unstructured) {
-		mu.Lock()
-		out[id] = obj
-		mu.Unlock()
-	}
+	var missing []liveRef
 	errs := parallel(ctx, r.opts.Concurrency, len(order), func(ctx context.Context, i int) error {
 		k := order[i]
 		members := groups[k]
+		if len(members) < listMin {
+			mu.Lock()
+			missing = append(missing, members...)
+			mu.Unlock()
+			return nil
+		}
 		client := r.resource(k.gvr, k.ns)
-		missing := members
-		if len(members) >= listMin {
-			found, err := r.list(ctx, client, contract.SyncLabel+"="+r.opts.Name, members)
+		found, err := r.list(ctx, client, contract.SyncLabel+"="+r.opts.Name, members)
+		if err != nil {
+			return err
+		}
+		var notFound []liveRef
+		for _, m := range members {
+			if _, ok := found[m.id]; !ok {
+				notFound = append(notFound, m)
+			}
+		}
+		if len(notFound) >= listUnfilteredMin {
+			more, err := r.list(ctx, client, "", notFound)
 			if err != nil {
 				return err
 			}
-			missing = missing[:0:0]
-			for _, m := range members {
-				if obj, ok := found[m.id]; ok {
-					put(m.id, obj)
-				} else {
-					missing = append(missing, m)
-				}
+			for id, obj := range more {
+				found[id] = obj
 			}
-			if len(missing) >= listUnfilteredMin {
-				found, err := r.list(ctx, client, "", missing)
-				if err != nil {
-					return err
-				}
-				for _, m := range missing {
-					if obj, ok := found[m.id]; ok {
-						put(m.id, obj)
-					}
-				}
-				return nil
-			}
+			notFound = nil
 		}
-		getErrs := parallel(ctx, r.opts.Concurrency, len(missing), func(ctx context.Context, j int) error {
-			m := missing[j]
-			r.requests.Add(1)
-			obj, err := client.Get(ctx, m.id.Name, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", refString(m.id), err)
-			}
-			put(m.id, obj)
+		mu.Lock()
+		defer mu.Unlock()
+		for id, obj := range found {
+			out[id] = obj
+		}
+		missing = append(missing, notFound...)
+		return nil
+	})
+	if err := firstError(errs); err != nil {
+		return nil, err
+	}
+	errs = parallel(ctx, r.opts.Concurrency, len(missing), func(ctx context.Context, i int) error {
+		m := missing[i]
+		r.requests.Add(1)
+		obj, err := r.resource(m.gvr, m.id.Namespace).Get(ctx, m.id.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
 			return nil
-		})
-		return firstError(getErrs)
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", refString(m.id), err)
+		}
+		mu.Lock()
+		out[m.id] = obj
+		mu.Unlock()
+		return nil
 	})
 	if err := firstError(errs); err != nil {
 		return nil, err

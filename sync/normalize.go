@@ -23,6 +23,7 @@ import (
 func (r *run) normalize() error {
 	crds := crdScopes(r.res.Changes)
 	invID := inventory.ID(r.opts.InventoryNamespace, r.opts.Name)
+	r.invID = invID
 	r.byID = make(map[object.ObjMetadata]*Change, len(r.res.Changes))
 	var problems []string
 	for _, c := range r.res.Changes {
@@ -66,7 +67,7 @@ func (r *run) normalize() error {
 		r.byID[c.ID] = c
 	}
 	if len(problems) > 0 {
-		return &PhaseError{Phase: "build", Objects: problems, Err: fmt.Errorf("%d objects cannot be applied", len(problems))}
+		return &PhaseError{Phase: "plan", Objects: problems, Err: fmt.Errorf("%d objects cannot be applied", len(problems))}
 	}
 	return nil
 }

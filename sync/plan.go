@@ -83,9 +83,10 @@ func (r *run) planChanges(ctx context.Context, changes []*Change) error {
 // dryRun plans one change with a server-side apply dry run.
 func (r *run) dryRun(ctx context.Context, c *Change) {
 	c.Deferred = false
-	if owner := ownerOf(c.Live); c.Live != nil && owner != r.opts.Name && owner != "" && forceMode(c.Desired) != forceAll {
+	if reason := r.ownedElsewhere(c.Live); reason != "" && forceMode(c.Desired) != forceAll {
 		c.Action = ActionConflict
-		c.Conflicts = []string{fmt.Sprintf("owned by sync %q (label %s)", owner, contract.SyncLabel)}
+		c.Conflicts = []string{reason}
+		c.Err = fmt.Errorf("%s; set %s: \"true\" on the object to take it over", reason, contract.ForceConflictsAnnotation)
 		return
 	}
 	// A new commit that leaves the object alone must not rewrite it just to
@@ -182,12 +183,21 @@ func planProblems(phase string, changes []*Change) error {
 	return &PhaseError{Phase: phase, Objects: problems, Err: fmt.Errorf("%d of %d objects cannot be applied; nothing was written", len(problems), len(changes))}
 }
 
-// ownerOf is the sync named by an object's label.
-func ownerOf(obj *unstructured.Unstructured) string {
-	if obj == nil {
+// ownedElsewhere says why a live object belongs to someone else: another
+// sync (its label), or another inventory (another tether installation, or
+// a cli-utils tool such as kpt). An object without either is adopted, as
+// Flux does, so that moving from kubectl apply to tether needs no rewrite.
+func (r *run) ownedElsewhere(live *unstructured.Unstructured) string {
+	if live == nil {
 		return ""
 	}
-	return obj.GetLabels()[contract.SyncLabel]
+	if owner := live.GetLabels()[contract.SyncLabel]; owner != "" && owner != r.opts.Name {
+		return fmt.Sprintf("owned by sync %q (label %s)", owner, contract.SyncLabel)
+	}
+	if inv := live.GetAnnotations()[contract.OwningInventoryAnnotation]; inv != "" && inv != r.invID {
+		return fmt.Sprintf("owned by inventory %q (annotation %s): another tether installation or a cli-utils tool", inv, contract.OwningInventoryAnnotation)
+	}
+	return ""
 }
 
 // sameObject reports whether applying would leave the live object as it is:

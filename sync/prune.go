@@ -211,6 +211,10 @@ func (r *run) deleteInStages(ctx context.Context, cands []candidate) []PruneOutc
 	var out []PruneOutcome
 	for _, stage := range stages {
 		results := make([]PruneOutcome, len(stage))
+		for i, c := range stage {
+			// What stays if the reconcile is stopped before this delete.
+			results[i] = PruneOutcome{ID: c.id, Action: ActionKeep, Reason: "not attempted: the reconcile was stopped"}
+		}
 		parallel(ctx, r.opts.Concurrency, len(stage), func(ctx context.Context, i int) error {
 			results[i] = r.delete(ctx, stage[i])
 			return nil

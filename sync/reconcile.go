@@ -20,6 +20,9 @@ func (s *Syncer) Reconcile(ctx context.Context, opts Options, in Input) (*Result
 	r := &run{s: s, opts: opts.withDefaults(), in: in}
 	r.res = &Result{Sync: opts.Name, Revision: in.Revision, Path: in.Path, Started: s.now(), Status: health.Healthy}
 	defer func() {
+		if r.inv != nil {
+			r.res.Owned = len(r.inv.Entries)
+		}
 		r.res.Duration = s.now().Sub(r.res.Started)
 		r.res.Writes = r.writes.Load()
 		r.res.Requests = r.requests.Load()
@@ -28,6 +31,10 @@ func (s *Syncer) Reconcile(ctx context.Context, opts Options, in Input) (*Result
 	if err := r.opts.validate(); err != nil {
 		return r.fail("config", err)
 	}
+	// Discovery is cached between reconciles; refresh it, so kinds that
+	// others installed (or removed) since are seen. With aggregated
+	// discovery this costs two requests.
+	s.clients.Mapper.Reset()
 	if err := r.build(ctx); err != nil {
 		return r.fail("build", err)
 	}
@@ -78,6 +85,8 @@ type run struct {
 	inv *inventory.Inventory
 	// byID indexes the rendered objects.
 	byID map[object.ObjMetadata]*Change
+	// invID is the inventory id, on every object the sync owns.
+	invID string
 	// appliedAt is when the apply phase finished.
 	appliedAt time.Time
 

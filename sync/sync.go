@@ -187,9 +187,11 @@ type Result struct {
 	// Started and Duration time the reconcile.
 	Started  time.Time
 	Duration time.Duration
-	// Observed holds the resourceVersion of every rendered object as last
-	// read, for Syncer.Drifted.
+	// Observed holds a fingerprint of every rendered object as last read
+	// (everything but status and server bookkeeping), for Syncer.Drifted.
 	Observed map[object.ObjMetadata]string
+	// Owned is the number of objects in the sync's inventory at the end.
+	Owned int
 	// BuildDuration is how long rendering took.
 	BuildDuration time.Duration
 	// Writes counts the mutating requests sent (dry runs excluded).
@@ -235,6 +237,7 @@ type PhaseError struct {
 	Err     error
 }
 
+// Error lists the phase, the revision, the cause and the objects.
 func (e *PhaseError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s failed", e.Phase)
@@ -255,6 +258,7 @@ func (e *PhaseError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the cause.
 func (e *PhaseError) Unwrap() error { return e.Err }
 
 // Guard reasons, for GuardError.
@@ -273,7 +277,10 @@ type GuardError struct {
 	Err    error
 }
 
+// Error is the guard's explanation.
 func (e *GuardError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the explanation.
 func (e *GuardError) Unwrap() error { return e.Err }
 
 // sortChanges orders changes by Ref for stable output.

@@ -378,3 +378,84 @@ func TestPhaseErrorNamesEverything(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretDiffMasksValues(t *testing.T) {
+	live := u(t, `
+apiVersion: v1
+kind: Secret
+metadata:
+  name: db
+  namespace: app
+  annotations: {kubectl.kubernetes.io/last-applied-configuration: '{"data":{"password":"b2xk"}}'}
+data: {password: b2xk, user: YWRtaW4=, gone: eA==}
+`)
+	desired := u(t, `{apiVersion: v1, kind: Secret, metadata: {name: db, namespace: app}, data: {password: bmV3, user: YWRtaW4=, added: eQ==}}`)
+	c := &Change{ID: object.UnstructuredToObjMetadata(desired), Desired: desired, Live: live, Predicted: desired, Action: ActionUpdate}
+	d, err := c.Diff()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"b2xk", "bmV3", "YWRtaW4=", "eA==", "eQ=="} {
+		if strings.Contains(d, secret) {
+			t.Errorf("the diff shows the value %q:\n%s", secret, d)
+		}
+	}
+	for _, want := range []string{"-  password: '*** (before)'", "+  password: '*** (after)'", "user: '***'", "-  gone: '*** (before)'", "+  added: '*** (after)'"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("the diff lacks %q:\n%s", want, d)
+		}
+	}
+	// Other kinds are shown as they are.
+	cmLive := u(t, `{apiVersion: v1, kind: ConfigMap, metadata: {name: c}, data: {a: old}}`)
+	cmWant := u(t, `{apiVersion: v1, kind: ConfigMap, metadata: {name: c}, data: {a: new}}`)
+	c = &Change{ID: object.UnstructuredToObjMetadata(cmWant), Desired: cmWant, Live: cmLive, Predicted: cmWant, Action: ActionUpdate}
+	if d, _ := c.Diff(); !strings.Contains(d, "-  a: old") || !strings.Contains(d, "+  a: new") {
+		t.Errorf("ConfigMap diff:\n%s", d)
+	}
+}
+
+func TestOwnedElsewhere(t *testing.T) {
+	r := &run{opts: Options{Name: "app"}, invID: "tether.tether-system.app"}
+	obj := func(labels, annotations map[string]string) *unstructured.Unstructured {
+		o := u(t, `{apiVersion: v1, kind: ConfigMap, metadata: {name: c, namespace: x}}`)
+		o.SetLabels(labels)
+		o.SetAnnotations(annotations)
+		return o
+	}
+	for _, tc := range []struct {
+		name string
+		live *unstructured.Unstructured
+		want string
+	}{
+		{"absent", nil, ""},
+		{"unowned: adopted", obj(nil, nil), ""},
+		{"ours", obj(map[string]string{contract.SyncLabel: "app"}, map[string]string{contract.OwningInventoryAnnotation: "tether.tether-system.app"}), ""},
+		{"another sync", obj(map[string]string{contract.SyncLabel: "other"}, nil), `owned by sync "other"`},
+		{"another installation", obj(map[string]string{contract.SyncLabel: "app"}, map[string]string{contract.OwningInventoryAnnotation: "tether.elsewhere.app"}), `owned by inventory "tether.elsewhere.app"`},
+		{"a cli-utils tool", obj(nil, map[string]string{contract.OwningInventoryAnnotation: "kpt-1234"}), `owned by inventory "kpt-1234"`},
+	} {
+		got := r.ownedElsewhere(tc.live)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestFingerprintIgnoresStatus(t *testing.T) {
+	a := u(t, `{apiVersion: apps/v1, kind: Deployment, metadata: {name: w, resourceVersion: "1", generation: 1}, spec: {replicas: 1}, status: {replicas: 0}}`)
+	b := a.DeepCopy()
+	b.SetResourceVersion("2")
+	_ = unstructured.SetNestedField(b.Object, int64(1), "status", "replicas")
+	if fingerprint(a) != fingerprint(b) {
+		t.Error("a status update counts as drift")
+	}
+	_ = unstructured.SetNestedField(b.Object, int64(3), "spec", "replicas")
+	if fingerprint(a) == fingerprint(b) {
+		t.Error("a spec change is not drift")
+	}
+	c := a.DeepCopy()
+	c.SetLabels(map[string]string{"by": "hand"})
+	if fingerprint(a) == fingerprint(c) {
+		t.Error("a label added by hand is not drift")
+	}
+}

@@ -78,11 +78,13 @@ Webhooks on --webhook-listen: /hooks/github, /hooks/generic.`,
 	f.DurationVar(&opts.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a lease lasts without renewal")
 	f.DurationVar(&opts.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before giving up")
 	f.DurationVar(&opts.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often to try to acquire or renew the lease")
+	f.DurationVar(&opts.DeleteGrace, "delete-on-remove-grace", 30*time.Second, "how long a sync with deleteOnRemove must stay removed from the configuration before its objects are deleted")
 	f.IntVar(&opts.Concurrency, "concurrency", 16, "parallel API requests per sync")
 	return cmd
 }
 
-// serve runs the agent and its HTTP servers until ctx ends, then shuts the
+// serve runs the agent and its HTTP servers until ctx ends or a server
+// fails, then stops the agent (its syncs, then the lease) and shuts the
 // servers down gracefully.
 func serve(ctx context.Context, a *app, ag *agent.Agent, listen, webhookListen string) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -91,7 +93,7 @@ func serve(ctx context.Context, a *app, ag *agent.Agent, listen, webhookListen s
 	if webhookListen != "" {
 		servers = append(servers, &http.Server{Addr: webhookListen, Handler: ag.WebhookHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second})
 	}
-	errc := make(chan error, len(servers)+1)
+	serverErr := make(chan error, len(servers))
 	for _, srv := range servers {
 		ln, err := net.Listen("tcp", srv.Addr)
 		if err != nil {
@@ -100,18 +102,20 @@ func serve(ctx context.Context, a *app, ag *agent.Agent, listen, webhookListen s
 		a.log.Info("listening", "address", ln.Addr().String())
 		go func(srv *http.Server) {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("serving %s: %w", srv.Addr, err)
+				serverErr <- fmt.Errorf("serving %s: %w", srv.Addr, err)
 			}
 		}(srv)
 	}
-	go func() { errc <- ag.Run(ctx) }()
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- ag.Run(ctx) }()
 	var err error
 	select {
-	case err = <-errc:
+	case err = <-agentDone:
+	case err = <-serverErr:
 		cancel()
+		<-agentDone // the agent stops its syncs and releases the lease
 	case <-ctx.Done():
-		// Give the agent its chance to stop its syncs and release the lease.
-		err = <-errc
+		err = <-agentDone
 	}
 	shutdown, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()

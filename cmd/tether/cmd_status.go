@@ -26,12 +26,13 @@ func (a *app) statusCommand() *cobra.Command {
 revision fetched and applied, the last attempt and its outcome, the failing
 phase and error, and each object that is not Healthy.
 
-Exits 1 when any sync is failing or Degraded, so scripts can use it.`,
+Exits 1 when any sync is failing or Degraded, 2 when the agent cannot be
+asked, so scripts can use it.`,
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
 			st, err := fetchStatus(cmd.Context(), server, timeout)
 			if err != nil {
-				return err
+				return asCode2(err)
 			}
 			switch output {
 			case "json":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -131,31 +132,11 @@ status left out).
 Exit code: 0 no changes, 1 changes, 2 error (like 'kubectl diff').`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			opts, err := sf.options(a)
+			changed, err := a.diff(cmd.Context(), &src, &sf, args, showUnchanged)
 			if err != nil {
-				return err
+				return asCode2(err)
 			}
-			opts.DryRun = true
-			in, cleanup, err := src.resolve(cmd.Context(), a, args)
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			syncer, _, err := a.syncer()
-			if err != nil {
-				return err
-			}
-			res, err := syncer.Reconcile(cmd.Context(), opts, in)
-			if err != nil {
-				if res != nil && res.Phase == "plan" {
-					// Show what was planned: the failing objects are
-					// among the lines.
-					printPlan(a.stdout, res, showUnchanged)
-				}
-				return &exitError{code: exitUsage, err: err}
-			}
-			printPlan(a.stdout, res, showUnchanged)
-			if res.Changed() {
+			if changed {
 				return &exitError{code: exitFailure}
 			}
 			return nil
@@ -165,6 +146,36 @@ Exit code: 0 no changes, 1 changes, 2 error (like 'kubectl diff').`,
 	src.register(cmd.Flags())
 	sf.register(cmd.Flags(), false)
 	return cmd
+}
+
+// diff plans a sync without writing and prints the plan; it reports
+// whether anything would change.
+func (a *app) diff(ctx context.Context, src *sourceFlags, sf *syncFlags, args []string, showUnchanged bool) (bool, error) {
+	opts, err := sf.options(a)
+	if err != nil {
+		return false, err
+	}
+	opts.DryRun = true
+	in, cleanup, err := src.resolve(ctx, a, args)
+	if err != nil {
+		return false, err
+	}
+	defer cleanup()
+	syncer, _, err := a.syncer()
+	if err != nil {
+		return false, err
+	}
+	res, err := syncer.Reconcile(ctx, opts, in)
+	if err != nil {
+		if res != nil && res.Phase == "plan" {
+			// Show what was planned: the failing objects are among the
+			// lines.
+			printPlan(a.stdout, res, showUnchanged)
+		}
+		return false, err
+	}
+	printPlan(a.stdout, res, showUnchanged)
+	return res.Changed(), nil
 }
 
 // printPlan prints one line per object and the diffs of changed ones.

@@ -32,24 +32,25 @@ it works without the agent), the file it came from, the revision that last
 changed it, when tether last applied it, and its health.
 
 KIND is a kind or resource name as kubectl takes it (Deployment, deploy,
-deployments.apps, cm, ...). Exits 1 when no sync owns the object.`,
+deployments.apps, cm, ...). Exits 1 when no sync owns the object, 2 on
+errors.`,
 		Example: `  tether why deployment/webapp-dev/webapp
   tether why Namespace/webapp-dev`,
 		Args: cobra.ExactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.kube.RESTConfig(a.getenv)
 			if err != nil {
-				return err
+				return asCode2(err)
 			}
 			clients, err := kube.NewClients(cfg)
 			if err != nil {
-				return err
+				return asCode2(err)
 			}
 			id, mapping, err := resolveObject(clients, args[0])
 			if err != nil {
-				return err
+				return asCode2(err)
 			}
-			return why(cmd.Context(), a.stdout, clients, invNamespace, id, mapping)
+			return asCode2(why(cmd.Context(), a.stdout, clients, invNamespace, id, mapping))
 		}),
 	}
 	cmd.Flags().StringVar(&invNamespace, "inventory-namespace", "tether-system", "namespace of the inventories")

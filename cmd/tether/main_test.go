@@ -53,3 +53,36 @@ func TestUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// Commands whose exit code 1 means "changes" or "failing" exit 2 when they
+// cannot do their job at all.
+func TestErrorsExitTwo(t *testing.T) {
+	env := func(k string) string {
+		if k == "KUBECONFIG" {
+			return "/nonexistent/kubeconfig"
+		}
+		return ""
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"diff without a cluster", []string{"diff", "--name", "x", dir}, "no kubeconfig found"},
+		{"diff of a folder that is not there", []string{"diff", "--name", "x", dir + "/missing"}, "is not a folder"},
+		{"status of an agent that is not there", []string{"status", "--server", "http://127.0.0.1:1"}, "asking the agent"},
+		{"why without a cluster", []string{"why", "deployment/a/b"}, "no kubeconfig found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tc.args, env, &out, &errOut)
+			if code := exitCode(err); code != exitUsage {
+				t.Errorf("exit code %d, want %d (err %v)", code, exitUsage, err)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v does not say %q", err, tc.want)
+			}
+		})
+	}
+}

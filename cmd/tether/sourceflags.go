@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -127,12 +126,4 @@ func enclosingWorkTree(dir string) string {
 			return dir
 		}
 	}
-}
-
-// describeInput is how output names the source.
-func describeInput(f *sourceFlags, in sync.Input) string {
-	if f.repo != "" {
-		return fmt.Sprintf("%s (path %s, revision %s)", source.Redact(f.repo), in.Path, in.Revision)
-	}
-	return fmt.Sprintf("%s (revision %s)", filepath.Join(in.Root, in.Path), in.Revision)
 }
