@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// auditLog reads the API server's JSON audit log (one event per line) to
+// count one user's requests in a time window.
+type auditLog struct {
+	path string
+}
+
+// auditEvent holds the fields of an audit.k8s.io/v1 Event the bench reads.
+type auditEvent struct {
+	AuditID    string `json:"auditID"`
+	Stage      string `json:"stage"`
+	RequestURI string `json:"requestURI"`
+	Verb       string `json:"verb"`
+	User       struct {
+		Username string `json:"username"`
+	} `json:"user"`
+	RequestReceivedTimestamp time.Time `json:"requestReceivedTimestamp"`
+	ResponseStatus           *struct {
+		Code int `json:"code"`
+	} `json:"responseStatus"`
+}
+
+// requestCounts is what one user sent in one window.
+type requestCounts struct {
+	// Requests counts every request (distinct audit IDs).
+	Requests int
+	// Writes counts create, update, patch, delete and deletecollection
+	// requests that were not dry runs (requestURI without dryRun=All).
+	Writes int
+	// Failed counts requests answered with a status code of 400 or more.
+	Failed int
+	// ByVerb counts requests per verb; dry runs count under "VERB (dry-run)".
+	ByVerb map[string]int
+}
+
+// offset is the log's current size: where events after this moment start.
+func (l *auditLog) offset() (int64, error) {
+	fi, err := os.Stat(l.path)
+	if err != nil {
+		return 0, fmt.Errorf("audit log: %w", err)
+	}
+	return fi.Size(), nil
+}
+
+// count reads the log from offset to its end and counts the requests of user
+// received within [from, to]. Each request is counted once, whichever of its
+// stages (ResponseStarted, ResponseComplete, Panic) made it into the log.
+func (l *auditLog) count(offset int64, user string, from, to time.Time) (requestCounts, error) {
+	out := requestCounts{ByVerb: map[string]int{}}
+	f, err := os.Open(l.path)
+	if err != nil {
+		return out, fmt.Errorf("audit log: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return out, fmt.Errorf("audit log: %w", err)
+	}
+	seen := map[string]bool{}
+	failed := map[string]bool{}
+	r := bufio.NewReaderSize(f, 1<<20)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			// A partial last line is an event still being written: it
+			// belongs to whoever is still talking, not to the window.
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("audit log: %w", err)
+		}
+		// Cheap filter before decoding: most lines are other users'.
+		if !strings.Contains(string(line), `"username":"`+user+`"`) {
+			continue
+		}
+		var ev auditEvent
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return out, fmt.Errorf("audit log: decoding an event: %w", err)
+		}
+		if ev.User.Username != user || ev.RequestReceivedTimestamp.Before(from) || ev.RequestReceivedTimestamp.After(to) {
+			continue
+		}
+		if ev.ResponseStatus != nil && ev.ResponseStatus.Code >= 400 && !failed[ev.AuditID] {
+			failed[ev.AuditID] = true
+			out.Failed++
+		}
+		if seen[ev.AuditID] {
+			continue
+		}
+		seen[ev.AuditID] = true
+		out.Requests++
+		verb := ev.Verb
+		if isDryRun(ev.RequestURI) {
+			verb += " (dry-run)"
+		} else if isWrite(ev.Verb) {
+			out.Writes++
+		}
+		out.ByVerb[verb]++
+	}
+	return out, nil
+}
+
+// isWrite reports whether verb changes what is stored.
+func isWrite(verb string) bool {
+	switch verb {
+	case "create", "update", "patch", "delete", "deletecollection":
+		return true
+	}
+	return false
+}
+
+// isDryRun reports whether a request URI asks for a dry run.
+func isDryRun(requestURI string) bool {
+	u, err := url.Parse(requestURI)
+	if err != nil {
+		return strings.Contains(requestURI, "dryRun=All")
+	}
+	for _, v := range u.Query()["dryRun"] {
+		if v == "All" {
+			return true
+		}
+	}
+	return false
+}
+
+// verbSummary is "patch 1001, get 12, ..." by descending count.
+func (c requestCounts) verbSummary() string {
+	verbs := make([]string, 0, len(c.ByVerb))
+	for v := range c.ByVerb {
+		verbs = append(verbs, v)
+	}
+	sort.Slice(verbs, func(i, j int) bool {
+		if c.ByVerb[verbs[i]] != c.ByVerb[verbs[j]] {
+			return c.ByVerb[verbs[i]] > c.ByVerb[verbs[j]]
+		}
+		return verbs[i] < verbs[j]
+	})
+	parts := make([]string, 0, len(verbs))
+	for _, v := range verbs {
+		parts = append(parts, fmt.Sprintf("%s %d", v, c.ByVerb[v]))
+	}
+	return strings.Join(parts, ", ")
+}
