@@ -55,6 +55,9 @@ type Options struct {
 	Concurrency int
 	// Version is reported in /status.
 	Version string
+	// Render renders revisions; nil renders in this process (see
+	// sync.Syncer.WithRenderer).
+	Render tsync.Renderer
 	// Getenv reads credentials named in the configuration.
 	Getenv func(string) string
 }
@@ -130,6 +133,9 @@ func New(opts Options, clients *kube.Clients, m *metrics.Metrics, log *slog.Logg
 		log:       log,
 		runners:   map[string]*runner{},
 		deletions: map[string]*deletion{},
+	}
+	if opts.Render != nil {
+		a.syncer.WithRenderer(opts.Render)
 	}
 	clients.Requests.Observe(m.APIRequest)
 	a.hooks = webhook.New(webhook.Options{Trigger: a.Trigger, Logger: log})

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/health"
 	"github.com/tether-gitops/tether/source"
 	tsync "github.com/tether-gitops/tether/sync"
@@ -131,7 +132,7 @@ func unhealthyOf(res *tsync.Result) []ObjectHealth {
 	var out []ObjectHealth
 	for id, h := range res.Health {
 		if h.Status != health.Healthy {
-			out = append(out, ObjectHealth{Object: health.Ref(id), Status: h.Status, Message: h.Message})
+			out = append(out, ObjectHealth{Object: contract.ObjectRef(id), Status: h.Status, Message: h.Message})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Object < out[j].Object })

@@ -4,6 +4,8 @@
 // version manages, so treat them as a public API.
 package contract
 
+import "sigs.k8s.io/cli-utils/pkg/object"
+
 const (
 	// Domain prefixes every label and annotation tether owns.
 	Domain = "tether.dev"
@@ -144,3 +146,17 @@ const (
 	// MetricWebhookRequests counts webhook requests by endpoint and code.
 	MetricWebhookRequests = "tether_webhook_requests_total"
 )
+
+// ObjectRef names an object the way every tether message does:
+// Kind[.group]/namespace/name, or Kind[.group]/name when cluster-scoped
+// (Deployment.apps/web/frontend, ConfigMap/web/settings, Namespace/web).
+func ObjectRef(id object.ObjMetadata) string {
+	kind := id.GroupKind.Kind
+	if id.GroupKind.Group != "" {
+		kind += "." + id.GroupKind.Group
+	}
+	if id.Namespace == "" {
+		return kind + "/" + id.Name
+	}
+	return kind + "/" + id.Namespace + "/" + id.Name
+}

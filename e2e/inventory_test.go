@@ -134,7 +134,7 @@ func sameInventoryEntries(t *testing.T, got *inventory.Inventory, want []invento
 		g, ok := got.Entries[w.ID]
 		if !ok || g.Revision != w.Revision || g.Source != w.Source || !g.WrittenAt.Equal(w.WrittenAt.Truncate(time.Second)) || g.Stale != w.Stale {
 			if bad++; bad <= 5 {
-				t.Errorf("inventory %s entry %s = %+v (present %v), want %+v", got.Sync, inventory.ObjectName(w.ID), g, ok, w)
+				t.Errorf("inventory %s entry %s = %+v (present %v), want %+v", got.Sync, contract.ObjectRef(w.ID), g, ok, w)
 			}
 		}
 	}
@@ -306,7 +306,7 @@ func TestInventoryAsServiceAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(owners) != 2 || owners[0].Inventory.Sync != "api" || owners[1].Inventory.Sync != "web" || owners[1].Entry.Source != web[0].Source {
-		t.Errorf("Find(%s) = %+v", inventory.ObjectName(web[0].ID), owners)
+		t.Errorf("Find(%s) = %+v", contract.ObjectRef(web[0].ID), owners)
 	}
 
 	// cli-utils reads the same set and id.

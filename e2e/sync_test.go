@@ -620,7 +620,7 @@ func TestSyncPruneGuards(t *testing.T) {
 	res, _ := f.mustSync("rev2")
 	outcome := map[string]tsync.PruneOutcome{}
 	for _, p := range res.Pruned {
-		outcome[health.Ref(p.ID)] = p
+		outcome[contract.ObjectRef(p.ID)] = p
 	}
 	for ref, want := range map[string]tsync.Action{
 		"ConfigMap/guards/keep":             tsync.ActionOrphan,

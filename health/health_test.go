@@ -214,21 +214,6 @@ func TestWait(t *testing.T) {
 	}
 }
 
-func TestRef(t *testing.T) {
-	for _, tc := range []struct {
-		id   object.ObjMetadata
-		want string
-	}{
-		{object.ObjMetadata{Namespace: "a", Name: "b", GroupKind: schema.GroupKind{Kind: "ConfigMap"}}, "ConfigMap/a/b"},
-		{object.ObjMetadata{Name: "n", GroupKind: schema.GroupKind{Kind: "Namespace"}}, "Namespace/n"},
-		{object.ObjMetadata{Namespace: "a", Name: "w", GroupKind: schema.GroupKind{Group: "apps", Kind: "Deployment"}}, "Deployment.apps/a/w"},
-	} {
-		if got := Ref(tc.id); got != tc.want {
-			t.Errorf("Ref(%v) = %q, want %q", tc.id, got, tc.want)
-		}
-	}
-}
-
 // A wait stopped from outside says so, rather than blaming the objects.
 func TestWaitStoppedIsNotATimeout(t *testing.T) {
 	ids := []object.ObjMetadata{{Namespace: "app", Name: "web", GroupKind: schema.GroupKind{Group: "apps", Kind: "Deployment"}}}

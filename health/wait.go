@@ -9,6 +9,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/tether-gitops/tether/contract"
 )
 
 // Reader reads the live state of objects. A missing key in the result means
@@ -42,7 +44,7 @@ type TimeoutError struct {
 func (e *TimeoutError) Error() string {
 	lines := make([]string, 0, len(e.Unhealthy))
 	for id, r := range e.Unhealthy {
-		lines = append(lines, fmt.Sprintf("%s: %s: %s", Ref(id), r.Status, r.Message))
+		lines = append(lines, fmt.Sprintf("%s: %s: %s", contract.ObjectRef(id), r.Status, r.Message))
 	}
 	sort.Strings(lines)
 	return fmt.Sprintf("%d objects not healthy after %s:\n  %s", len(lines), e.Timeout, strings.Join(lines, "\n  "))
@@ -90,18 +92,4 @@ func notHealthy(res map[object.ObjMetadata]Result) map[object.ObjMetadata]Result
 		}
 	}
 	return out
-}
-
-// Ref formats an object id as Kind/namespace/name (Kind/name when
-// cluster-scoped), with the group when it is not the core group, the form
-// every tether message uses.
-func Ref(id object.ObjMetadata) string {
-	kind := id.GroupKind.Kind
-	if id.GroupKind.Group != "" {
-		kind += "." + id.GroupKind.Group
-	}
-	if id.Namespace == "" {
-		return kind + "/" + id.Name
-	}
-	return kind + "/" + id.Namespace + "/" + id.Name
 }

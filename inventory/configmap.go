@@ -93,11 +93,11 @@ func encode(inv *Inventory) (*content, error) {
 	byKey := make(map[string]Entry, len(inv.Entries))
 	for k, e := range inv.Entries {
 		if k != e.ID {
-			return nil, fmt.Errorf("inventory %s: entry for %s is keyed %s", ref, ObjectName(e.ID), ObjectName(k))
+			return nil, fmt.Errorf("inventory %s: entry for %s is keyed %s", ref, contract.ObjectRef(e.ID), contract.ObjectRef(k))
 		}
 		key, err := dataKey(k)
 		if err != nil {
-			return nil, fmt.Errorf("inventory %s: object %s: %w", ref, ObjectName(k), err)
+			return nil, fmt.Errorf("inventory %s: object %s: %w", ref, contract.ObjectRef(k), err)
 		}
 		data[key] = ""
 		byKey[key] = e
@@ -140,7 +140,7 @@ func dataKey(id object.ObjMetadata) (string, error) {
 		return "", fmt.Errorf("inventory key %q: %w", key, err)
 	}
 	if back != id {
-		return "", fmt.Errorf("inventory key %q reads back as %s", key, ObjectName(back))
+		return "", fmt.Errorf("inventory key %q reads back as %s", key, contract.ObjectRef(back))
 	}
 	return key, nil
 }

@@ -53,7 +53,7 @@ func sameInventory(t *testing.T, got, want *Inventory) {
 		g, ok := got.Entries[id]
 		if !ok || g.ID != w.ID || g.Revision != w.Revision || g.Source != w.Source || !g.WrittenAt.Equal(w.WrittenAt) || g.Stale != w.Stale {
 			if n++; n <= 5 {
-				t.Errorf("entry %s = %+v (present %v), want %+v", ObjectName(id), g, ok, w)
+				t.Errorf("entry %s = %+v (present %v), want %+v", contract.ObjectRef(id), g, ok, w)
 			}
 		}
 	}

@@ -193,19 +193,6 @@ func compareIDs(a, b object.ObjMetadata) int {
 	)
 }
 
-// ObjectName names an object the way tether's errors do:
-// kind[.group]/namespace/name, or kind[.group]/name when cluster-scoped.
-func ObjectName(id object.ObjMetadata) string {
-	kind := id.GroupKind.Kind
-	if id.GroupKind.Group != "" {
-		kind += "." + id.GroupKind.Group
-	}
-	if id.Namespace == "" {
-		return kind + "/" + id.Name
-	}
-	return kind + "/" + id.Namespace + "/" + id.Name
-}
-
 // configMapRef names a ConfigMap in errors: ConfigMap/<namespace>/<name>.
 func configMapRef(namespace, name string) string {
 	return "ConfigMap/" + namespace + "/" + name

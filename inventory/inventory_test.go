@@ -7,6 +7,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/tether-gitops/tether/contract"
 )
 
 func TestID(t *testing.T) {
@@ -106,8 +108,8 @@ func TestNewAndObjectName(t *testing.T) {
 		objID("", "ConfigMap", "shop", "c"): "ConfigMap/shop/c",
 		objID("rbac.authorization.k8s.io", "ClusterRole", "", "view"): "ClusterRole.rbac.authorization.k8s.io/view",
 	} {
-		if got := ObjectName(id); got != want {
-			t.Errorf("ObjectName(%v) = %q, want %q", id, got, want)
+		if got := contract.ObjectRef(id); got != want {
+			t.Errorf("contract.ObjectRef(%v) = %q, want %q", id, got, want)
 		}
 	}
 }

@@ -12,10 +12,12 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
@@ -100,6 +102,10 @@ type Clients struct {
 	Discovery discovery.CachedDiscoveryInterface
 	// Mapper maps kinds to resources; Reset it after CRDs change.
 	Mapper meta.ResettableRESTMapper
+	// Raw sends requests whose answers need no decoding (a write whose
+	// response body nobody reads): decoding a response into an
+	// unstructured object costs more CPU than sending the request.
+	Raw rest.Interface
 	// Requests counts every request the clients sent.
 	Requests *RequestCounter
 }
@@ -122,7 +128,16 @@ func NewClients(cfg *rest.Config) (*Clients, error) {
 		return nil, fmt.Errorf("discovery client: %w", err)
 	}
 	cached := memory.NewMemCacheClient(disco)
+	rawCfg := rest.CopyConfig(cfg)
+	rawCfg.GroupVersion = &schema.GroupVersion{}
+	rawCfg.APIPath = "/"
+	rawCfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	raw, err := rest.UnversionedRESTClientFor(rawCfg)
+	if err != nil {
+		return nil, fmt.Errorf("REST client: %w", err)
+	}
 	return &Clients{
+		Raw:       raw,
 		Config:    cfg,
 		Dynamic:   dyn,
 		Typed:     typed,

@@ -92,11 +92,11 @@ func (r *run) write(ctx context.Context, c *Change) error {
 			return err
 		}
 	}
-	obj, err := r.patch(ctx, c, false)
-	if err != nil {
+	// The answer is not needed (health reads the objects afterwards), so
+	// it is not decoded.
+	if err := r.patchRaw(ctx, c, false); err != nil {
 		return apiMessage(err)
 	}
-	c.Predicted = obj
 	r.s.log.Debug("applied", "sync", r.opts.Name, "object", c.Ref(), "action", string(c.Action))
 	return nil
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tether-gitops/tether/contract"
@@ -102,10 +104,22 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 
 	mode := forceMode(c.Desired)
 	c.Force = mode == forceAll
-	pred, err := r.patch(ctx, c, true)
+	var pred *unstructured.Unstructured
+	var err error
+	if c.Live == nil {
+		// A new object: the dry run only has to be accepted; its answer
+		// is never compared, so it is not decoded.
+		err = r.patchRaw(ctx, c, true)
+	} else {
+		pred, err = r.patch(ctx, c, true)
+	}
 	if conflicts := conflictFields(err); len(conflicts) > 0 && mode == forceFields && covered(conflicts, forceFieldList(c.Desired)) {
 		c.Force = true
-		pred, err = r.patch(ctx, c, true)
+		if c.Live == nil {
+			err = r.patchRaw(ctx, c, true)
+		} else {
+			pred, err = r.patch(ctx, c, true)
+		}
 	}
 	if err == nil && c.Live != nil && pred.GetResourceVersion() != c.Live.GetResourceVersion() {
 		// Someone (usually a controller) changed the object between our
@@ -164,6 +178,40 @@ func (r *run) patch(ctx context.Context, c *Change, dryRun bool) (*unstructured.
 	}
 	r.requests.Add(1)
 	return r.resource(c.gvr, c.ID.Namespace).Patch(ctx, c.ID.Name, types.ApplyPatchType, data, opts)
+}
+
+// patchRaw sends the desired object as a server-side apply patch and
+// reads only whether it was accepted.
+func (r *run) patchRaw(ctx context.Context, c *Change, dryRun bool) error {
+	data, err := c.Desired.MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", c.Ref(), err)
+	}
+	req := r.s.clients.Raw.Patch(types.ApplyPatchType).
+		AbsPath(resourcePath(c.gvr, c.ID.Namespace, c.ID.Name)...).
+		Param("fieldManager", contract.FieldManager).
+		Param("force", strconv.FormatBool(c.Force)).
+		Body(data)
+	if dryRun {
+		req = req.Param("dryRun", metav1.DryRunAll)
+	} else {
+		r.writes.Add(1)
+	}
+	r.requests.Add(1)
+	return req.Do(ctx).Error()
+}
+
+// resourcePath is the URL path of an object: /api/v1/... for the core
+// group, /apis/GROUP/VERSION/... otherwise.
+func resourcePath(gvr schema.GroupVersionResource, namespace, name string) []string {
+	p := []string{"/apis", gvr.Group, gvr.Version}
+	if gvr.Group == "" {
+		p = []string{"/api", gvr.Version}
+	}
+	if namespace != "" {
+		p = append(p, "namespaces", namespace)
+	}
+	return append(p, gvr.Resource, name)
 }
 
 // planProblems fails a phase if any change failed or conflicts.

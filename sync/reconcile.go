@@ -35,7 +35,7 @@ func (s *Syncer) Reconcile(ctx context.Context, opts Options, in Input) (*Result
 	// others installed (or removed) since are seen. With aggregated
 	// discovery this costs two requests.
 	s.clients.Mapper.Reset()
-	if err := r.build(ctx); err != nil {
+	if err := r.timed("build", func() error { return r.build(ctx) }); err != nil {
 		return r.fail("build", err)
 	}
 	if err := r.loadInventory(ctx); err != nil {
@@ -44,7 +44,7 @@ func (s *Syncer) Reconcile(ctx context.Context, opts Options, in Input) (*Result
 	if err := r.guardEmpty(); err != nil {
 		return r.fail("prune", err)
 	}
-	if err := r.plan(ctx); err != nil {
+	if err := r.timed("plan", func() error { return r.plan(ctx) }); err != nil {
 		return r.fail("plan", err)
 	}
 	if r.opts.DryRun {
@@ -56,14 +56,14 @@ func (s *Syncer) Reconcile(ctx context.Context, opts Options, in Input) (*Result
 	if err := r.recordIntent(ctx); err != nil {
 		return r.fail("inventory", err)
 	}
-	if err := r.apply(ctx); err != nil {
+	if err := r.timed("apply", func() error { return r.apply(ctx) }); err != nil {
 		return r.fail("apply", err)
 	}
 	if err := r.saveInventory(ctx); err != nil {
 		return r.fail("inventory", err)
 	}
-	pruneErr := r.prune(ctx)
-	healthErr := r.health(ctx)
+	pruneErr := r.timed("prune", func() error { return r.prune(ctx) })
+	healthErr := r.timed("health", func() error { return r.health(ctx) })
 	if pruneErr != nil {
 		return r.fail("prune", pruneErr)
 	}
@@ -71,6 +71,17 @@ func (s *Syncer) Reconcile(ctx context.Context, opts Options, in Input) (*Result
 		return r.fail("health", healthErr)
 	}
 	return r.res, nil
+}
+
+// timed runs a phase and records how long it took.
+func (r *run) timed(phase string, fn func() error) error {
+	start := r.s.now()
+	err := fn()
+	if r.res.Phases == nil {
+		r.res.Phases = map[string]time.Duration{}
+	}
+	r.res.Phases[phase] = r.s.now().Sub(start)
+	return err
 }
 
 // run is the state of one reconcile, shared by the phases.

@@ -10,6 +10,7 @@
 package sync
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -20,8 +21,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/cli-utils/pkg/object"
 
+	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/health"
 	"github.com/tether-gitops/tether/kube"
+	"github.com/tether-gitops/tether/render"
 )
 
 // Options configure one sync.
@@ -74,14 +77,27 @@ type Syncer struct {
 	clients *kube.Clients
 	log     *slog.Logger
 	now     func() time.Time
+	render  Renderer
 }
 
-// New returns a Syncer using clients.
+// Renderer renders a revision: render.Build in this process, or
+// render.Isolated's Build in a confined child process.
+type Renderer func(ctx context.Context, opts render.Options) ([]render.Resource, error)
+
+// New returns a Syncer using clients that renders in this process; see
+// WithRenderer.
 func New(clients *kube.Clients, log *slog.Logger) *Syncer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{clients: clients, log: log, now: time.Now}
+	return &Syncer{clients: clients, log: log, now: time.Now, render: render.Build}
+}
+
+// WithRenderer makes the Syncer render with fn (for example in a child
+// process with memory and CPU limits) and returns it.
+func (s *Syncer) WithRenderer(fn Renderer) *Syncer {
+	s.render = fn
+	return s
 }
 
 // Action is what a reconcile does (or would do) to one object.
@@ -155,7 +171,7 @@ type Change struct {
 }
 
 // Ref is the object as Kind/namespace/name.
-func (c *Change) Ref() string { return health.Ref(c.ID) }
+func (c *Change) Ref() string { return contract.ObjectRef(c.ID) }
 
 // PruneOutcome is what happened to one object gone from the revision.
 type PruneOutcome struct {
@@ -194,6 +210,8 @@ type Result struct {
 	Owned int
 	// BuildDuration is how long rendering took.
 	BuildDuration time.Duration
+	// Phases holds how long each phase that ran took.
+	Phases map[string]time.Duration
 	// Writes counts the mutating requests sent (dry runs excluded).
 	Writes int64
 	// Requests counts every request sent.
@@ -289,4 +307,4 @@ func sortChanges(cs []*Change) {
 }
 
 // refString names an object as Kind/namespace/name.
-func refString(id object.ObjMetadata) string { return health.Ref(id) }
+func refString(id object.ObjMetadata) string { return contract.ObjectRef(id) }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/health"
 	"github.com/tether-gitops/tether/kube"
 	"github.com/tether-gitops/tether/sync"
@@ -201,7 +202,7 @@ func printPlan(w io.Writer, res *sync.Result, showUnchanged bool) {
 		}
 	}
 	for _, p := range res.Pruned {
-		line := fmt.Sprintf("%-10s %s", p.Action, health.Ref(p.ID))
+		line := fmt.Sprintf("%-10s %s", p.Action, contract.ObjectRef(p.ID))
 		if p.Reason != "" {
 			line += "  (" + p.Reason + ")"
 		}
@@ -225,19 +226,19 @@ func printSummary(w io.Writer, res *sync.Result) {
 		}
 	}
 	for _, p := range res.Pruned {
-		line := fmt.Sprintf("%-10s %s", p.Action, health.Ref(p.ID))
+		line := fmt.Sprintf("%-10s %s", p.Action, contract.ObjectRef(p.ID))
 		if p.Reason != "" {
 			line += "  (" + p.Reason + ")"
 		}
 		fmt.Fprintln(w, line)
 	}
-	fmt.Fprintf(w, "sync %s at %s: %s; %d writes, %d requests, %s\n",
-		res.Sync, res.Revision, countLine(res), res.Writes, res.Requests, res.Duration.Round(time.Millisecond))
+	fmt.Fprintf(w, "sync %s at %s: %s; %d writes, %d requests, %s (%s)\n",
+		res.Sync, res.Revision, countLine(res), res.Writes, res.Requests, res.Duration.Round(time.Millisecond), phaseLine(res))
 	if res.Health != nil {
 		unhealthy := make([]string, 0)
 		for id, h := range res.Health {
 			if h.Status != health.Healthy {
-				unhealthy = append(unhealthy, fmt.Sprintf("  %s: %s: %s", health.Ref(id), h.Status, h.Message))
+				unhealthy = append(unhealthy, fmt.Sprintf("  %s: %s: %s", contract.ObjectRef(id), h.Status, h.Message))
 			}
 		}
 		sort.Strings(unhealthy)
@@ -249,6 +250,17 @@ func printSummary(w io.Writer, res *sync.Result) {
 	if res.Phase != "" {
 		fmt.Fprintf(w, "failed in phase %s\n", res.Phase)
 	}
+}
+
+// phaseLine lists the phases' durations in order: "build 12ms, plan 0.9s, ...".
+func phaseLine(res *sync.Result) string {
+	var parts []string
+	for _, p := range []string{"build", "plan", "apply", "prune", "health"} {
+		if d, ok := res.Phases[p]; ok {
+			parts = append(parts, p+" "+d.Round(time.Millisecond).String())
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func countLine(res *sync.Result) string {

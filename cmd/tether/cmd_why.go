@@ -100,9 +100,9 @@ func why(ctx context.Context, w io.Writer, clients *kube.Clients, invNamespace s
 		live, err = res.Get(ctx, id.Name, metav1.GetOptions{})
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("reading %s: %w", health.Ref(id), err)
+		return fmt.Errorf("reading %s: %w", contract.ObjectRef(id), err)
 	}
-	fmt.Fprintln(w, health.Ref(id))
+	fmt.Fprintln(w, contract.ObjectRef(id))
 	if len(owners) == 0 {
 		if live != nil {
 			if s := live.GetLabels()[contract.SyncLabel]; s != "" {
