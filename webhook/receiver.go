@@ -220,8 +220,12 @@ type outcome struct {
 	status int
 	// triggered are the syncs to trigger (status 200 only).
 	triggered []string
-	// clientError is the answer's error; it never says whether a
-	// repository or sync exists.
+	// clientError is the answer's error; its text never names a
+	// repository or sync. The status does tell a sender that signs with the
+	// wrong secret for a followed repository (401) from one for a
+	// repository nobody follows (202): repository URLs are not secrets, and
+	// the 401 is what shows a misconfigured secret in the git host's
+	// delivery log.
 	clientError string
 	// the rest is for the log only.
 	event, delivery, result string
