@@ -37,13 +37,15 @@ import (
 // uses the tracked objects only if both builds agree object for object,
 // and refuses (ErrProvenance) rather than guess.
 
-// generatorKinds are kustomize's built-in generators: an origin that names
-// one of them as configuredBy credits the file that configured it.
-var generatorKinds = map[string]bool{
-	"ConfigMapGenerator":          true,
-	"SecretGenerator":             true,
-	"IAMPolicyGenerator":          true,
-	"HelmChartInflationGenerator": true,
+// isGeneratorKind reports whether kind is one of kustomize's built-in
+// generators: an origin that names one of them as configuredBy credits the
+// file that configured it.
+func isGeneratorKind(kind string) bool {
+	switch kind {
+	case "ConfigMapGenerator", "SecretGenerator", "IAMPolicyGenerator", "HelmChartInflationGenerator":
+		return true
+	}
+	return false
 }
 
 // object is a rendered object with what is needed to check it.
@@ -201,7 +203,7 @@ func (v *vetter) sourceOf(o *resource.Origin, err error) (source, unknown, unkno
 		return "", fmt.Sprintf("kustomize says it came from repository %q", o.Repo), v.topFile
 	case o.ConfiguredIn != "":
 		src, ok := v.source(o.ConfiguredIn)
-		if o.ConfiguredBy.APIVersion == "builtin" && !generatorKinds[o.ConfiguredBy.Kind] {
+		if o.ConfiguredBy.APIVersion == "builtin" && !isGeneratorKind(o.ConfiguredBy.Kind) {
 			// kustomize credits a transformer with an object that has no
 			// origin after it ran: the transformer erased the origin.
 			file := src

@@ -18,16 +18,25 @@ type plainItem struct {
 	kustomization bool
 }
 
-// manifestExtensions are the file names read in a plain folder.
-var manifestExtensions = []string{".yaml", ".yml", ".json"}
+// manifestExtensions are the extensions of the files read in a plain
+// folder, in lower case; a file whose extension matches one only when case
+// is ignored is refused (see walk).
+func manifestExtensions() []string { return []string{".yaml", ".yml", ".json"} }
 
-func isManifest(name string) bool {
-	for _, ext := range manifestExtensions {
-		if strings.HasSuffix(name, ext) {
-			return true
+// manifestKind says whether a file name has one of the manifest extensions:
+// exactly (read), only when case is ignored (refused), or not at all
+// (skipped).
+func manifestKind(name string) (exact, folded bool) {
+	ext := path.Ext(name)
+	for _, m := range manifestExtensions() {
+		if ext == m {
+			return true, true
+		}
+		if strings.EqualFold(ext, m) {
+			folded = true
 		}
 	}
-	return false
+	return false, folded
 }
 
 // plain renders the resolved folder dir, which has no kustomization file,
@@ -69,12 +78,21 @@ func (b *build) plain(dir string) ([]Resource, error) {
 	return out, nil
 }
 
-// walk lists what to render below the resolved folder dir. Entries whose
-// names start with "." are skipped: hidden folders (.git, .github) and
-// hidden files (.gitlab-ci.yml, .pre-commit-config.yaml), which are tool
-// configuration, not manifests. Symlinked folders are not followed (as
-// filepath.WalkDir and Flux do not), which also keeps symlink loops out;
-// a symlinked YAML file is read if it resolves inside the checkout.
+// walk lists what to render below the resolved folder dir.
+//
+// What a plain folder renders must never depend on a file being skipped
+// quietly: an object left out of the render is pruned from the cluster. So
+// walk refuses, with an error naming the path, what it cannot read as
+// intended: a symlink to a folder (with or without a kustomization; tether
+// does not follow symlinked folders, as filepath.WalkDir and Flux do not,
+// which also keeps symlink loops out), a file whose extension is a manifest
+// extension in other case (x.YAML, x.Yml), and a manifest that is not a
+// regular file (a FIFO, a device, a symlink to one). A symlinked YAML file
+// is read if it resolves inside the checkout. Files with other extensions
+// are skipped (README.md, scripts), and so is every entry whose name starts
+// with "." (hidden folders such as .git and .github, and hidden files such
+// as .gitlab-ci.yml and .pre-commit-config.yaml): those are tool
+// configuration, not manifests.
 func (b *build) walk(dir string, items *[]plainItem) error {
 	if err := b.ctx.Err(); err != nil {
 		return &Error{File: displayDir(dir), Reason: "build cancelled: " + err.Error(), Err: err}
@@ -89,8 +107,7 @@ func (b *build) walk(dir string, items *[]plainItem) error {
 			continue
 		}
 		rel := path.Join(dir, name)
-		switch {
-		case e.IsDir():
+		if e.IsDir() {
 			k, err := b.kustomizationFile(rel)
 			if err != nil {
 				return err
@@ -102,17 +119,34 @@ func (b *build) walk(dir string, items *[]plainItem) error {
 			if err := b.walk(rel, items); err != nil {
 				return err
 			}
-		case !isManifest(name):
-		case e.Type().IsRegular():
-			*items = append(*items, plainItem{path: rel})
-		case e.Type()&fs.ModeSymlink != 0:
-			_, fi, err := b.stat(rel)
+			continue
+		}
+		exact, folded := manifestKind(name)
+		var fi fs.FileInfo
+		if e.Type()&fs.ModeSymlink != 0 {
+			_, fi, err = b.stat(rel)
 			if err != nil {
-				return pathError(rel, "", rel, err)
+				if exact || folded || isEscape(err) {
+					return pathError(rel, "", rel, err)
+				}
+				continue // a dangling link to something that is no manifest
 			}
-			if fi.Mode().IsRegular() {
-				*items = append(*items, plainItem{path: rel})
+			if fi.IsDir() {
+				return &Error{File: rel, Reason: "a symlink to a folder: tether does not follow symlinked folders in a folder without a kustomization, " +
+					"and skipping it would leave its objects out (and prune them); list the folder in a kustomization or replace the link with the folder"}
 			}
+		} else if fi, err = e.Info(); err != nil {
+			return pathError(rel, "", rel, err)
+		}
+		switch {
+		case !exact && folded:
+			return &Error{File: rel, Reason: fmt.Sprintf("the extension %q is not one tether reads (%s, in lower case), and skipping the file would leave its objects out (and prune them); rename it",
+				path.Ext(name), strings.Join(manifestExtensions(), ", "))}
+		case !exact:
+		case !fi.Mode().IsRegular():
+			return &Error{File: rel, Reason: "a manifest that is not a regular file", Err: fs.ErrInvalid}
+		default:
+			*items = append(*items, plainItem{path: rel})
 		}
 	}
 	return nil

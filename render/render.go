@@ -11,10 +11,21 @@
 // symlinks that leave the checkout are refused with an error naming the
 // kustomization file and the entry. Every file kustomize reads is size
 // capped and its YAML screened for alias bombs. A folder without a
-// kustomization file is read as plain YAML files, recursively, as Flux does.
+// kustomization file is read as plain YAML files, recursively, as Flux does:
+// *.yaml, *.yml and *.json, hidden entries (.git, .gitlab-ci.yml) skipped,
+// and what it cannot read as intended (a symlinked folder, x.YAML) refused
+// rather than skipped, since an object left out would be pruned.
 //
 // Every object comes with the file it came from (Resource.Source), taken
 // from kustomize's own origin tracking.
+//
+// kustomize's memory and CPU time cannot be bounded from inside the
+// process that runs it (it holds hundreds of bytes of memory per byte of
+// some inputs, some merges are super-quadratic, and it cannot be
+// interrupted), so the agent renders with Isolated: the same Build in a
+// child process with hard memory and CPU limits, no network and no
+// programs to run, killed when the context ends. Build itself runs
+// in-process (for the CLI and the tests).
 package render
 
 import (
@@ -100,6 +111,11 @@ type Resource struct {
 // lexical order, documents in file order), each with its source file, or an
 // error (an *Error) that names the file and entry or object concerned. A
 // build that fails never returns objects.
+//
+// Build checks ctx between the files it reads, but kustomize itself cannot
+// be interrupted: when ctx ends while kustomize works, Build returns (an
+// *Error wrapping) ctx.Err() once kustomize is done, never the objects.
+// Isolated.Build stops at once.
 func Build(ctx context.Context, opts Options) ([]Resource, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -130,6 +146,11 @@ func Build(ctx context.Context, opts Options) ([]Resource, error) {
 	}
 	if err := validate(out); err != nil {
 		return nil, err
+	}
+	// kustomize cannot be interrupted: a build whose context ended while
+	// kustomize worked must not pass for one that finished in time.
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{File: displayDir(dir), Reason: "build cancelled: " + err.Error(), Err: err}
 	}
 	return out, nil
 }

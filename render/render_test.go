@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -278,9 +280,69 @@ path: patch.yaml
 	}
 }
 
+// refusalCase is a checkout that Build must refuse.
+type refusalCase struct {
+	name string
+	tree tree
+	opts Options // Root is filled in; Path is relative to the checkout, which is "co" in the temp folder
+	want error
+	msg  []string // substrings of the message
+}
+
+// checkout writes the case's tree and returns the options to build it with.
+func (tt refusalCase) checkout(t *testing.T) (dir string, opts Options) {
+	t.Helper()
+	dir = tt.tree.checkout(t)
+	opts = tt.opts
+	opts.Root = filepath.Join(dir, "co")
+	if err := os.MkdirAll(opts.Root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, opts
+}
+
+// check checks a refusal: an *Error of the case's category that names the
+// file and entry, and no path outside the checkout.
+func (tt refusalCase) check(t *testing.T, dir string, rs []Resource, err error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("Build succeeded with %d objects, want an error", len(rs))
+	}
+	if rs != nil {
+		t.Errorf("Build returned %d objects with its error", len(rs))
+	}
+	t.Logf("error: %v", err)
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Errorf("error %v (%T) is not an *Error", err, err)
+	}
+	if tt.want != nil && !errors.Is(err, tt.want) {
+		t.Errorf("error %q is not %v", err, tt.want)
+	}
+	for _, m := range tt.msg {
+		if !strings.Contains(err.Error(), m) {
+			t.Errorf("error %q does not contain %q", err, m)
+		}
+	}
+	if strings.Contains(err.Error(), dir) || strings.Contains(err.Error(), vroot) {
+		t.Errorf("error %q names a path outside the checkout's own", err)
+	}
+}
+
 // TestBuildRefusals checks every refusal: the category, and that the
 // message names the file and the entry.
 func TestBuildRefusals(t *testing.T) {
+	for _, tt := range refusalCases(t) {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, opts := tt.checkout(t)
+			rs, err := Build(context.Background(), opts)
+			tt.check(t, dir, rs, err)
+		})
+	}
+}
+
+// refusalCases are the checkouts Build refuses, one per kind of refusal.
+func refusalCases(t *testing.T) []refusalCase {
 	// Nodes one small bomb adds: three of them pass the build's budget,
 	// two do not, and none is over the per-document limit.
 	smallBomb, err := screenYAML([]byte(aliasBomb(3, 10)), 1<<20)
@@ -288,13 +350,7 @@ func TestBuildRefusals(t *testing.T) {
 		t.Fatalf("screening a small bomb: %d, %v", smallBomb, err)
 	}
 	outside := "apiVersion: v1\nkind: Secret\nmetadata: {name: stolen}\n"
-	tests := []struct {
-		name string
-		tree tree
-		opts Options // Root is filled in; Path is relative to the checkout, which is "co" in the temp folder
-		want error
-		msg  []string // substrings of the message
-	}{
+	return []refusalCase{
 		{
 			name: "remote resource over https",
 			tree: tree{files: map[string]string{
@@ -414,7 +470,7 @@ metadata:
 				"outside/id_rsa":             "secret",
 			}},
 			want: ErrEscape,
-			msg:  []string{`gens/kustomization.yaml: resources[0] "cm.yaml" (loaded by kustomization.yaml): files "key=../outside/id_rsa"`},
+			msg:  []string{`gens/kustomization.yaml: resources[0] "cm.yaml" (loaded by kustomization.yaml): files[0] "key=../outside/id_rsa"`},
 		},
 		{
 			name: "helmCharts",
@@ -653,39 +709,70 @@ metadata:
 			want: ErrNotObject,
 			msg:  []string{"a.yaml: document 3: not a Kubernetes object"},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := tt.tree.checkout(t)
-			opts := tt.opts
-			opts.Root = filepath.Join(dir, "co")
-			if err := os.MkdirAll(opts.Root, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			rs, err := Build(context.Background(), opts)
-			if err == nil {
-				t.Fatalf("Build succeeded with %d objects, want an error", len(rs))
-			}
-			if rs != nil {
-				t.Errorf("Build returned %d objects with its error", len(rs))
-			}
-			t.Logf("error: %v", err)
-			var e *Error
-			if !errors.As(err, &e) {
-				t.Errorf("error %v (%T) is not an *Error", err, err)
-			}
-			if tt.want != nil && !errors.Is(err, tt.want) {
-				t.Errorf("error %q is not %v", err, tt.want)
-			}
-			for _, m := range tt.msg {
-				if !strings.Contains(err.Error(), m) {
-					t.Errorf("error %q does not contain %q", err, m)
-				}
-			}
-			if strings.Contains(err.Error(), dir) || strings.Contains(err.Error(), vroot) {
-				t.Errorf("error %q names a path outside the checkout's own", err)
-			}
-		})
+		{
+			name: "transformer folder whose kustomization patches its configs",
+			tree: tree{files: map[string]string{
+				"co/kustomization.yaml":      "resources: [cm.yaml]\ntransformers: [tdir]\n",
+				"co/cm.yaml":                 configMap,
+				"co/local.yaml":              configMap,
+				"co/tdir/t.yaml":             "apiVersion: builtin\nkind: PatchTransformer\nmetadata: {name: p}\npath: local.yaml\n",
+				"co/tdir/kustomization.yaml": "resources: [t.yaml]\npatches:\n- target: {kind: PatchTransformer}\n  patch: |-\n    - op: replace\n      path: /path\n      value: https://example.com/p.yaml\n",
+			}},
+			want: ErrPlugin,
+			msg:  []string{`tdir/kustomization.yaml: patches: plugins and KRM functions are not allowed`, `validators entry of kustomization.yaml`},
+		},
+		{
+			name: "generator folder that renames its configs",
+			tree: tree{files: map[string]string{
+				"co/kustomization.yaml":            "generators: [gens]\n",
+				"co/gens/kustomization.yaml":       "resources: [inner]\n",
+				"co/gens/inner/kustomization.yaml": "resources: [g.yaml]\nnamePrefix: x-\nconfigurations: [c.yaml]\n",
+				"co/gens/inner/g.yaml":             "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata: {name: g}\nliterals: [a=b]\n",
+			}},
+			want: ErrPlugin,
+			msg:  []string{`gens/inner/kustomization.yaml: namePrefix: `},
+		},
+		{
+			name: "a built-in kind this version of kustomize does not have",
+			tree: tree{files: map[string]string{"co/kustomization.yaml": "transformers:\n- |\n  apiVersion: builtin\n  kind: FetchTransformer\n  metadata: {name: f}\n"}},
+			want: ErrPlugin,
+			msg:  []string{`transformers[0] (inline): plugins and KRM functions are not allowed: builtin FetchTransformer/f is not one of the built-in plugins tether knows`},
+		},
+		{
+			name: "plain folder with a symlinked folder",
+			tree: tree{
+				files: map[string]string{"co/a.yaml": configMap, "co/real/b.yaml": strings.Replace(configMap, "settings", "b", 1)},
+				links: map[string]string{"co/linked": "real"},
+			},
+			msg: []string{"linked: a symlink to a folder"},
+		},
+		{
+			name: "plain folder with a symlinked kustomization",
+			tree: tree{
+				files: map[string]string{"co/k/kustomization.yaml": "resources: [cm.yaml]\n", "co/k/cm.yaml": configMap},
+				links: map[string]string{"co/apps/k": "../k"},
+			},
+			msg: []string{"apps/k: a symlink to a folder"},
+		},
+		{
+			name: "plain folder with a symlinked folder outside the checkout",
+			tree: tree{
+				files: map[string]string{"co/a.yaml": configMap, "outside/s.yaml": outside},
+				links: map[string]string{"co/vendor": "../outside"},
+			},
+			want: ErrEscape,
+			msg:  []string{`vendor: path leads outside the checkout: through symlink "vendor" -> "../outside"`},
+		},
+		{
+			name: "plain folder with an upper-case extension",
+			tree: tree{files: map[string]string{"co/a.yaml": configMap, "co/B.YAML": strings.Replace(configMap, "settings", "b", 1)}},
+			msg:  []string{`B.YAML: the extension ".YAML" is not one tether reads (.yaml, .yml, .json, in lower case)`},
+		},
+		{
+			name: "plain folder with a mixed-case extension below",
+			tree: tree{files: map[string]string{"co/sub/c.Yml": configMap}},
+			msg:  []string{`sub/c.Yml: the extension ".Yml"`},
+		},
 	}
 }
 
@@ -736,10 +823,11 @@ func TestProvenanceGuard(t *testing.T) {
 }
 
 // TestPlainFolder checks a folder without a kustomization file: files in
-// lexical order, hidden entries skipped, a subfolder kustomization built
-// where it sits, lists unpacked, local configuration dropped, empty
-// documents skipped, symlinked files read and symlinked folders not
-// followed.
+// lexical order, hidden entries (symlinks too) and other extensions
+// skipped, a subfolder kustomization built where it sits, lists unpacked,
+// local configuration dropped, empty documents skipped, symlinked files
+// read. (Symlinked folders and extensions in other case are refused: see
+// TestBuildRefusals.)
 func TestPlainFolder(t *testing.T) {
 	tr := tree{
 		files: map[string]string{
@@ -757,7 +845,7 @@ func TestPlainFolder(t *testing.T) {
 			".gitlab-ci.yml":        "stages: [build]\n",
 			".hidden/r.yaml":        strings.Replace(configMap, "settings", "r", 1),
 		},
-		links: map[string]string{"e-link.yaml": ".hidden/r.yaml", "f-dir": ".hidden"},
+		links: map[string]string{"e-link.yaml": ".hidden/r.yaml", ".f-dir": ".hidden"},
 	}
 	root := tr.checkout(t)
 	rs, err := Build(context.Background(), Options{Root: root})
@@ -777,7 +865,7 @@ func TestPlainFolder(t *testing.T) {
 		"ConfigMap/z <- c/z.json",
 		"Namespace/d <- d/ns.yaml", // kustomize's order within the kustomization
 		"ConfigMap/d/in-d <- d/cm.yaml",
-		"ConfigMap/r <- .hidden/r.yaml", // through e-link.yaml; f-dir is not followed
+		"ConfigMap/r <- .hidden/r.yaml", // through e-link.yaml; .f-dir is hidden
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("objects:\n got %q\nwant %q", got, want)
@@ -797,15 +885,43 @@ func TestPlainFolder(t *testing.T) {
 	}
 }
 
+// TestPlainFolderSpecialFile checks that a manifest that is not a regular
+// file (reading a FIFO would block), or a symlink to one, is refused, not
+// skipped.
+func TestPlainFolderSpecialFile(t *testing.T) {
+	for _, tt := range []struct{ fifo, link, want string }{
+		{fifo: "b.yaml", want: "b.yaml"},
+		{fifo: "b.fifo", link: "c.yaml", want: "c.yaml"},
+	} {
+		tr := tree{files: map[string]string{"a.yaml": configMap}}
+		if tt.link != "" {
+			tr.links = map[string]string{tt.link: tt.fifo}
+		}
+		root := tr.checkout(t)
+		if err := syscall.Mkfifo(filepath.Join(root, tt.fifo), 0o644); err != nil {
+			t.Skipf("mkfifo: %v", err)
+		}
+		_, err := Build(context.Background(), Options{Root: root})
+		if !errors.Is(err, fs.ErrInvalid) || !strings.Contains(err.Error(), tt.want+": a manifest that is not a regular file") {
+			t.Errorf("Build with a FIFO as %s: %v", tt.want, err)
+		}
+	}
+}
+
 // TestBuildCancelled checks that a cancelled context stops the build.
 func TestBuildCancelled(t *testing.T) {
 	root := layered.checkout(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	iso := testIsolated(t)
 	for _, p := range []string{"app/overlays/prod", "app"} {
 		_, err := Build(ctx, Options{Root: root, Path: p})
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Build(%s) with a cancelled context: %v, want context.Canceled", p, err)
+		}
+		_, err = iso.Build(ctx, Options{Root: root, Path: p})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Isolated.Build(%s) with a cancelled context: %v, want context.Canceled", p, err)
 		}
 	}
 }

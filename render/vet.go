@@ -6,11 +6,13 @@ import (
 	"io/fs"
 	"net/url"
 	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 
+	"sigs.k8s.io/kustomize/api/builtins"
 	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/api/types"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -205,6 +207,13 @@ func (v *vetter) kustomization(dir, originDir, fromFile, fromEntry string, pl *p
 	if err := v.screenStrings(file, "", tree); err != nil {
 		return err
 	}
+	if pl != nil {
+		if field := pluginFolderField(&k); field != "" {
+			return refusal(file, field, ErrPlugin, fmt.Sprintf(
+				"this kustomization holds plugin configs (it is reached through a generators, transformers or validators entry of %s), "+
+					"and its %s would change them after tether checked them; a folder of plugin configs may only list them (resources)", pl.file, field))
+		}
+	}
 
 	v.stack = append(v.stack, dir)
 	defer func() { v.stack = v.stack[:len(v.stack)-1] }()
@@ -340,20 +349,13 @@ func (v *vetter) entries(file, dir, originDir string, k *types.Kustomization, pl
 // sources vets the files a configMapGenerator or secretGenerator reads.
 func (v *vetter) sources(file, dir, prefix string, kv types.KvPairSources) error {
 	for j, s := range kv.FileSources {
-		// "[key=]path", as kustomize's generators.ParseFileSource reads
-		// it; malformed ones are left for kustomize to report.
-		p := s
-		switch strings.Count(s, "=") {
-		case 0:
-		case 1:
-			p = s[strings.Index(s, "=")+1:]
-		default:
-			continue
+		// "[key=]path"; a malformed entry is vetted whole (kustomize
+		// refuses it anyway).
+		entry := fmt.Sprintf("%s.files[%d] %q", prefix, j, s)
+		if isRemote(s) {
+			return refusal(file, entry, ErrRemote, "tether renders only what is in the checkout")
 		}
-		if p == "" {
-			continue
-		}
-		if err := v.localPath(file, dir, fmt.Sprintf("%s.files[%d] %q", prefix, j, s), p); err != nil {
+		if err := v.localPath(file, dir, entry, fileSourcePath(s)); err != nil {
 			return err
 		}
 	}
@@ -453,11 +455,14 @@ func (v *vetter) component(file, dir, originDir, entry, p string, pl *plugins) e
 // paths those built-ins read).
 func (v *vetter) plugin(file, dir, originDir, field string, i int, p string) error {
 	pl := &plugins{dir: dir, file: file}
-	// kustomize takes an entry that parses as objects for inline configs
-	// (the string was screened with the rest of the kustomization).
-	if rs, err := v.b.rmf.RF().SliceFromBytes([]byte(p)); err == nil {
+	// kustomize takes an entry for inline configs when it makes a resource
+	// map (the string was screened with the rest of the kustomization), and
+	// anything else for a path: the same call decides here, so that a
+	// string kustomize reads as a path (two configs with the same name do
+	// not make a resource map) is vetted as one.
+	if rm, err := v.b.rmf.NewResMapFromBytes([]byte(p)); err == nil {
 		entry := fmt.Sprintf("%s[%d] (inline)", field, i)
-		for _, r := range rs {
+		for _, r := range rm.Resources() {
 			if err := v.pluginConfig(pl, file, entry, r); err != nil {
 				return err
 			}
@@ -499,18 +504,27 @@ func (v *vetter) pluginConfigs(pl *plugins, file, entry string, data []byte) err
 	return nil
 }
 
-// Annotations that make a plugin config a KRM function (kustomize's
-// fnplugin.GetFunctionSpec reads both).
-var functionAnnotations = []string{"config.kubernetes.io/function", "config.k8s.io/function"}
+// functionAnnotations are the annotations that make a plugin config a KRM
+// function (kustomize's fnplugin.GetFunctionSpec reads both).
+func functionAnnotations() []string {
+	return []string{"config.kubernetes.io/function", "config.k8s.io/function"}
+}
 
 // pluginConfig vets one plugin config, which the entry of kustomization
 // file names: it must be a built-in plugin other than the helm chart
-// inflator, and the files it names must be local.
+// inflator, the files it names must be local, and no other string in it
+// may be a URL.
+//
+// The config is read as kustomize's plugin loader hands it to the plugin
+// (the resource as YAML) and decoded into the plugin's own type with the
+// plugin's own decoder (sigs.k8s.io/yaml, which matches keys the way
+// encoding/json does: "Path", "PATH" and "path" are the same field), so the
+// vetter sees exactly the files the plugin will load.
 func (v *vetter) pluginConfig(pl *plugins, file, entry string, r *resource.Resource) error {
 	gvk := r.GetGvk()
 	id := fmt.Sprintf("%s %s/%s", r.GetApiVersion(), gvk.Kind, r.GetName())
 	ann := r.GetAnnotations()
-	for _, a := range functionAnnotations {
+	for _, a := range functionAnnotations() {
 		if _, ok := ann[a]; ok {
 			return refusal(file, entry, ErrPlugin, fmt.Sprintf("%s is a KRM function (a container, an executable or a starlark script)", id))
 		}
@@ -521,71 +535,264 @@ func (v *vetter) pluginConfig(pl *plugins, file, entry string, r *resource.Resou
 	if gvk.Kind == "HelmChartInflationGenerator" {
 		return refusal(file, entry, ErrHelm, "inflating a chart runs the helm binary and usually downloads the chart")
 	}
-	m, err := r.Map()
+	config, err := r.AsYAML()
 	if err != nil {
-		return nil // kustomize reports it
+		return &Error{File: file, Entry: entry, Reason: fmt.Sprintf("%s: %v", id, err), Err: err}
+	}
+	var tree any
+	if err := sigsyaml.Unmarshal(config, &tree); err != nil {
+		return &Error{File: file, Entry: entry, Reason: fmt.Sprintf("%s: %v", id, err), Err: err}
 	}
 	// Inline patches in the config are parsed as YAML.
-	if err := v.screenStrings(file, entry, m); err != nil {
+	if err := v.screenStrings(file, entry, tree); err != nil {
 		return err
 	}
-	for _, p := range pluginPaths(m) {
+	paths, known, err := v.builtinPaths(gvk.Kind, config)
+	if !known {
+		return refusal(file, entry, ErrPlugin, fmt.Sprintf("%s is not one of the built-in plugins tether knows", id))
+	}
+	if err != nil {
+		// The plugin's own Config fails on the same bytes the same way.
+		return &Error{File: file, Entry: entry, Reason: fmt.Sprintf("kustomize cannot read %s: %v", id, err), Err: err}
+	}
+	// relocate names the kustomization that lists the config when that is
+	// not the one that loads it (a config in a folder of configs).
+	relocate := func(err error, field, value string) error {
+		var e *Error
+		if errors.As(err, &e) && file != pl.file {
+			e.File, e.Entry = file, fmt.Sprintf("%s (loaded by %s): %s %q", entry, pl.file, field, value)
+		}
+		return err
+	}
+	for _, p := range paths {
 		// Relative to the folder of the kustomization that loads the
 		// plugin, which is not always the one that lists the config.
-		if err := v.localPath(pl.file, pl.dir, fmt.Sprintf("%s: %s %q", entry, p.field, p.value), p.path); err != nil {
-			var e *Error
-			if errors.As(err, &e) && file != pl.file {
-				e.File, e.Entry = file, fmt.Sprintf("%s (loaded by %s): %s %q", entry, pl.file, p.field, p.value)
-			}
-			return err
+		if isRemote(p.value) {
+			return relocate(refusal(pl.file, fmt.Sprintf("%s: %s %q", entry, p.field, p.value), ErrRemote, "tether renders only what is in the checkout"), p.field, p.value)
 		}
+		if err := v.localPath(pl.file, pl.dir, fmt.Sprintf("%s: %s %q", entry, p.field, p.value), p.path); err != nil {
+			return relocate(err, p.field, p.value)
+		}
+	}
+	// Defence in depth: no field other than data (names, labels,
+	// annotations, literals, inline patches) holds a URL, whatever the
+	// field and whether or not this version of kustomize reads it.
+	if field, value, ok := urlField("", tree); ok {
+		return refusal(file, fmt.Sprintf("%s: %s %q", entry, field, value), ErrRemote, id+" names a URL; tether renders only what is in the checkout")
 	}
 	return nil
 }
 
 // pluginPath is a file a built-in plugin config names.
 type pluginPath struct {
-	field, value, path string
+	field string // the field as the plugin names it ("files[1]")
+	value string // the field's value ("key=app.properties")
+	path  string // the file that value names ("app.properties")
 }
 
-// pluginPaths returns the files a built-in plugin config names:
-// PatchTransformer and PatchJson6902Transformer read "path",
-// PatchStrategicMergeTransformer "paths" (entries that are not inline
-// patches), ReplacementTransformer "replacements[].path", and the
-// ConfigMap and Secret generators "files" ("[key=]path"), "envs" and
-// "env".
-func pluginPaths(m map[string]any) []pluginPath {
-	var out []pluginPath
-	str := func(field string, v any) {
-		s, ok := v.(string)
-		if !ok || s == "" || strings.Contains(s, "\n") {
-			return
-		}
-		p := s
-		if field == "files" && strings.Count(s, "=") == 1 {
-			p = s[strings.Index(s, "=")+1:]
-		}
+// builtinPaths returns the files a built-in plugin config makes kustomize
+// (api v0.20.1) load, decoding config into the plugin's own type with
+// sigs.k8s.io/yaml as the plugin's Config does. known is false for a kind
+// that is not a built-in plugin of that version: a newer kustomize might
+// read files through fields tether does not know of. The fields, from
+// api/internal/builtins:
+//
+//   - PatchTransformer, PatchJson6902Transformer: path
+//   - PatchStrategicMergeTransformer: paths (entries that do not parse as
+//     objects, which are inline patches)
+//   - ReplacementTransformer: replacements[].path
+//   - ValueAddTransformer: targetFilePath
+//   - ConfigMapGenerator, SecretGenerator: files ("[key=]path"), envs, env
+//   - HelmChartInflationGenerator: refused before this is asked
+//   - the others (AnnotationsTransformer, HashTransformer,
+//     IAMPolicyGenerator, ImageTagTransformer, LabelTransformer,
+//     NamespaceTransformer, PrefixTransformer, SuffixTransformer,
+//     ReplicaCountTransformer, SortOrderTransformer) read no files.
+func (v *vetter) builtinPaths(kind string, config []byte) (paths []pluginPath, known bool, err error) {
+	add := func(field, value, p string) {
 		if p != "" {
-			out = append(out, pluginPath{field: field, value: s, path: p})
+			paths = append(paths, pluginPath{field: field, value: value, path: p})
 		}
 	}
-	list := func(field string, v any) {
-		items, _ := v.([]any)
-		for _, it := range items {
-			str(field, it)
+	kv := func(s types.KvPairSources) {
+		for i, f := range s.FileSources {
+			add(fmt.Sprintf("files[%d]", i), f, fileSourcePath(f))
+		}
+		for i, e := range s.EnvSources {
+			add(fmt.Sprintf("envs[%d]", i), e, e)
+		}
+		add("env", s.EnvSource, s.EnvSource)
+	}
+	switch kind {
+	case "PatchTransformer":
+		var p builtins.PatchTransformerPlugin
+		err = sigsyaml.Unmarshal(config, &p)
+		add("path", p.Path, p.Path)
+	case "PatchJson6902Transformer":
+		var p builtins.PatchJson6902TransformerPlugin
+		err = sigsyaml.Unmarshal(config, &p)
+		add("path", p.Path, p.Path)
+	case "PatchStrategicMergeTransformer":
+		var p builtins.PatchStrategicMergeTransformerPlugin
+		err = sigsyaml.Unmarshal(config, &p)
+		for i, s := range p.Paths {
+			// The plugin tries each entry as an inline patch first.
+			if _, perr := v.b.rmf.RF().SliceFromBytes([]byte(s)); perr == nil {
+				continue
+			}
+			add(fmt.Sprintf("paths[%d]", i), string(s), string(s))
+		}
+	case "ReplacementTransformer":
+		var p builtins.ReplacementTransformerPlugin
+		err = sigsyaml.Unmarshal(config, &p)
+		for i, r := range p.ReplacementList {
+			add(fmt.Sprintf("replacements[%d].path", i), r.Path, r.Path)
+		}
+	case "ValueAddTransformer":
+		var p builtins.ValueAddTransformerPlugin
+		err = sigsyaml.Unmarshal(config, &p)
+		add("targetFilePath", p.TargetFilePath, p.TargetFilePath)
+	case "ConfigMapGenerator":
+		var p builtins.ConfigMapGeneratorPlugin
+		err = sigsyaml.Unmarshal(config, &p)
+		kv(p.KvPairSources)
+	case "SecretGenerator":
+		var p builtins.SecretGeneratorPlugin
+		err = sigsyaml.Unmarshal(config, &p)
+		kv(p.KvPairSources)
+	case "AnnotationsTransformer", "HashTransformer", "IAMPolicyGenerator", "ImageTagTransformer",
+		"LabelTransformer", "NamespaceTransformer", "PrefixTransformer", "SuffixTransformer",
+		"ReplicaCountTransformer", "SortOrderTransformer":
+		return nil, true, nil
+	default:
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	return paths, true, nil
+}
+
+// fileSourcePath returns the file of a configMapGenerator or secretGenerator
+// "files" entry ("[key=]path"), as kustomize's generators.ParseFileSource
+// reads it; a malformed entry (which kustomize refuses) is returned whole,
+// so that it is still vetted.
+func fileSourcePath(s string) string {
+	if strings.Count(s, "=") == 1 {
+		if p := s[strings.Index(s, "=")+1:]; p != "" {
+			return p
 		}
 	}
-	str("path", m["path"])
-	str("env", m["env"])
-	list("paths", m["paths"])
-	list("files", m["files"])
-	list("envs", m["envs"])
-	if rs, ok := m["replacements"].([]any); ok {
-		for _, r := range rs {
-			if rm, ok := r.(map[string]any); ok {
-				str("replacements[].path", rm["path"])
+	return s
+}
+
+// dataFields are the fields of plugin configs whose strings are data, never
+// something to load: object metadata, labels and annotations to set,
+// generator literals, the value ValueAddTransformer adds, and inline
+// patches. Anywhere else a URL is refused (see urlField).
+func dataFields() []string {
+	return []string{"metadata", "annotations", "labels", "commonLabels", "commonAnnotations", "literals", "value", "patch", "patches", "jsonOp"}
+}
+
+// urlField finds a string in a decoded plugin config that is a URL, outside
+// the data fields; keys are compared as encoding/json compares them.
+func urlField(at string, n any) (field, value string, found bool) {
+	switch t := n.(type) {
+	case string:
+		if looksLikeURL(t) {
+			return at, t, true
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if slices.ContainsFunc(dataFields(), func(d string) bool { return strings.EqualFold(d, k) }) {
+				continue
+			}
+			sub := k
+			if at != "" {
+				sub = at + "." + k
+			}
+			if f, v, ok := urlField(sub, t[k]); ok {
+				return f, v, true
+			}
+		}
+	case []any:
+		for i, e := range t {
+			if f, v, ok := urlField(fmt.Sprintf("%s[%d]", at, i), e); ok {
+				return f, v, true
 			}
 		}
 	}
-	return out
+	return "", "", false
+}
+
+// looksLikeURL reports whether s, a whole single-line string, is a URL of a
+// kind kustomize (or git, which it runs) can fetch: anything with "://",
+// an http(s) URL without slashes, a "git::" URL or an scp-style git address
+// (user@host:path). Unlike isRemote it does not take github.com/... or a
+// bare user@host for remote: in data fields other than the known ones those
+// are image names and e-mail addresses.
+func looksLikeURL(s string) bool {
+	t := strings.TrimSpace(s)
+	if t == "" || strings.ContainsAny(t, " \t\r\n") {
+		return false
+	}
+	l := strings.ToLower(t)
+	if strings.Contains(l, "://") || strings.HasPrefix(l, "git::") {
+		return true
+	}
+	if u, err := url.Parse(t); err == nil {
+		switch u.Scheme {
+		case "http", "https", "ssh", "git", "file":
+			return true
+		}
+	}
+	if at := strings.Index(t, "@"); at > 0 && scpUser.MatchString(t) {
+		host, _, ok := strings.Cut(t[at+1:], ":")
+		return ok && host != "" && !strings.Contains(host, "/")
+	}
+	return false
+}
+
+// pluginFolderFields are the fields a kustomization that holds plugin
+// configs may have: what lists the configs, and what changes nothing in
+// them.
+func pluginFolderFields() []string {
+	return []string{"apiVersion", "kind", "metadata", "resources", "bases", "buildMetadata", "sortOptions"}
+}
+
+// pluginFolderField returns the first field of k, by its name in the
+// kustomization file, that a folder of plugin configs may not have: a
+// kustomization reached through a generators, transformers or validators
+// entry is built before its output is loaded as plugin configs, so its own
+// patches, replacements, transformers, name and label changes, vars,
+// configurations and generators would change the configs after the
+// vetter read them (a patch could set a PatchTransformer's path to a URL).
+// Refusing those is simpler and safer than building the folder twice; real
+// folders of plugin configs only list them.
+func pluginFolderField(k *types.Kustomization) string {
+	allowed := pluginFolderFields()
+	v := reflect.ValueOf(*k)
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous { // TypeMeta: apiVersion and kind
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		fv := v.Field(i)
+		empty := fv.IsZero() || ((fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map) && fv.Len() == 0)
+		if empty || slices.Contains(allowed, name) {
+			continue
+		}
+		return name
+	}
+	return ""
 }

@@ -3,6 +3,9 @@ package render
 import (
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/kustomize/api/provider"
+	"sigs.k8s.io/kustomize/api/resmap"
 )
 
 func TestIsRemote(t *testing.T) {
@@ -56,25 +59,67 @@ func TestJoinRel(t *testing.T) {
 	}
 }
 
-func TestPluginPaths(t *testing.T) {
+func TestBuiltinPaths(t *testing.T) {
+	v := &vetter{b: &build{rmf: resmap.NewFactory(provider.NewDepProvider().GetResourceFactory())}}
 	tests := []struct {
-		name string
-		cfg  map[string]any
-		want []string
+		name, kind, config string
+		want               []string // field=path
+		unknown            bool
 	}{
-		{name: "patch transformer", cfg: map[string]any{"path": "p.yaml", "target": map[string]any{"kind": "x"}}, want: []string{"p.yaml"}},
-		{name: "strategic merge paths and inline patches", cfg: map[string]any{"paths": []any{"a.yaml", "apiVersion: v1\nkind: X\n"}}, want: []string{"a.yaml"}},
-		{name: "generator sources", cfg: map[string]any{"files": []any{"k=f.txt", "g.txt", "a=b=c"}, "envs": []any{"e.env"}, "env": "old.env", "literals": []any{"x=y"}}, want: []string{"old.env", "f.txt", "g.txt", "a=b=c", "e.env"}},
-		{name: "replacements", cfg: map[string]any{"replacements": []any{map[string]any{"path": "r.yaml"}, map[string]any{"source": map[string]any{"fieldPath": "a.b"}}}}, want: []string{"r.yaml"}},
-		{name: "an annotation called path is not a file", cfg: map[string]any{"annotations": map[string]any{"path": "https://example.com"}, "fieldSpecs": []any{map[string]any{"path": "metadata/annotations"}}}},
+		{name: "patch transformer", kind: "PatchTransformer", config: "path: p.yaml\ntarget: {kind: x}\n", want: []string{"path=p.yaml"}},
+		{name: "keys match as encoding/json matches them", kind: "PatchTransformer", config: "Path: p.yaml\n", want: []string{"path=p.yaml"}},
+		{name: "upper case", kind: "PatchJson6902Transformer", config: "PATH: http://example.com/p\n", want: []string{"path=http://example.com/p"}},
+		{name: "strategic merge paths and inline patches", kind: "PatchStrategicMergeTransformer", config: "paths: [a.yaml, \"apiVersion: v1\\nkind: X\\nmetadata: {name: x}\\n\"]\n", want: []string{"paths[0]=a.yaml"}},
+		{name: "generator sources", kind: "ConfigMapGenerator", config: "files: [k=f.txt, g.txt, a=b=c]\nEnvs: [e.env]\nenv: old.env\nliterals: [x=y]\n",
+			want: []string{"files[0]=f.txt", "files[1]=g.txt", "files[2]=a=b=c", "envs[0]=e.env", "env=old.env"}},
+		{name: "secret generator", kind: "SecretGenerator", config: "fILES: [id_rsa]\n", want: []string{"files[0]=id_rsa"}},
+		{name: "replacements", kind: "ReplacementTransformer", config: "replacements: [{path: r.yaml}, {source: {fieldPath: a.b}}]\n", want: []string{"replacements[0].path=r.yaml"}},
+		{name: "value add target file", kind: "ValueAddTransformer", config: "value: x\nTargetFilePath: t.yaml\n", want: []string{"targetFilePath=t.yaml"}},
+		{name: "an annotation called path is not a file", kind: "AnnotationsTransformer", config: "annotations: {path: https://example.com}\nfieldSpecs: [{path: metadata/annotations}]\n"},
+		{name: "a kind this kustomize does not have", kind: "FutureTransformer", config: "path: x\n", unknown: true},
 	}
 	for _, tt := range tests {
+		paths, known, err := v.builtinPaths(tt.kind, []byte("apiVersion: builtin\nkind: "+tt.kind+"\nmetadata: {name: x}\n"+tt.config))
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if known == tt.unknown {
+			t.Errorf("%s: known = %v", tt.name, known)
+		}
 		var got []string
-		for _, p := range pluginPaths(tt.cfg) {
-			got = append(got, p.path)
+		for _, p := range paths {
+			got = append(got, p.field+"="+p.path)
 		}
 		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
-			t.Errorf("%s: pluginPaths = %q, want %q", tt.name, got, tt.want)
+			t.Errorf("%s: builtinPaths = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestLooksLikeURL(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"https://example.com/p.yaml", true},
+		{" HTTP://EXAMPLE.COM ", true},
+		{"https:example.com/x", true},
+		{"key=http://example.com/f", true},
+		{"git::https://example.com/r", true},
+		{"git@github.com:org/repo.git", true},
+		{"ssh://git@example.com/r", true},
+		{"file:///etc/passwd", true},
+		{"sa@project.iam.gserviceaccount.com", false},
+		{"github.com/org/image", false},
+		{"registry.example.com:5000/web", false},
+		{"metadata/annotations", false},
+		{"apiVersion: v1\nkind: X\nmetadata: {annotations: {a: https://x}}", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := looksLikeURL(tt.in); got != tt.want {
+			t.Errorf("looksLikeURL(%q) = %v, want %v", tt.in, got, tt.want)
 		}
 	}
 }

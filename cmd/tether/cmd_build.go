@@ -25,7 +25,11 @@ and Helm charts are refused, and sizes and YAML alias expansion are bounded.`,
 				return err
 			}
 			defer cleanup()
-			resources, err := render.Build(cmd.Context(), render.Options{Root: in.Root, Path: in.Path})
+			renderer, err := a.renderer()
+			if err != nil {
+				return err
+			}
+			resources, err := renderer(cmd.Context(), render.Options{Root: in.Root, Path: in.Path})
 			if err != nil {
 				return err
 			}

@@ -49,9 +49,12 @@ Webhooks on --webhook-listen: /hooks/github, /hooks/generic.`,
 			if opts.Identity == "" {
 				opts.Identity = defaultIdentity(a.getenv)
 			}
-			opts.Version, opts.Getenv = version, a.getenv
 			cfg, err := a.kube.RESTConfig(a.getenv)
 			if err != nil {
+				return err
+			}
+			opts.Version, opts.Getenv = version, a.getenv
+			if opts.Render, err = a.renderer(); err != nil {
 				return err
 			}
 			clients, err := kube.NewClients(cfg)

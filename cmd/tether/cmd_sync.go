@@ -54,7 +54,7 @@ func (f *syncFlags) options(a *app) (sync.Options, error) {
 	return opts, nil
 }
 
-// syncer connects to the cluster.
+// syncer connects to the cluster and renders in a confined child process.
 func (a *app) syncer() (*sync.Syncer, *kube.Clients, error) {
 	cfg, err := a.kube.RESTConfig(a.getenv)
 	if err != nil {
@@ -64,7 +64,11 @@ func (a *app) syncer() (*sync.Syncer, *kube.Clients, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return sync.New(clients, a.log), clients, nil
+	renderer, err := a.renderer()
+	if err != nil {
+		return nil, nil, err
+	}
+	return sync.New(clients, a.log).WithRenderer(renderer), clients, nil
 }
 
 func (a *app) syncCommand() *cobra.Command {

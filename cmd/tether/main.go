@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tether-gitops/tether/render"
 )
 
 // Set by the linker: -X main.version=... -X main.commit=... -X main.date=...
@@ -27,6 +29,15 @@ var (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == renderChildCommand {
+		// The confined child that renders a revision (render.Isolated):
+		// no flags, no logging, JSON in and out.
+		if err := render.ServeChild(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "tether "+renderChildCommand+":", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// After the first signal, restore the default handling so that a

@@ -6,15 +6,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	gosync "sync"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
 
 	"github.com/tether-gitops/tether/kube"
+	"github.com/tether-gitops/tether/render"
+	tsync "github.com/tether-gitops/tether/sync"
 )
 
 // app is what every command shares: the process environment, the output
-// streams, the logger and the kubeconfig flags.
+// streams, the logger, the kubeconfig flags and the render limits.
 type app struct {
 	getenv    func(string) string
 	stdout    io.Writer
@@ -23,6 +29,33 @@ type app struct {
 	logFormat string
 	logLevel  string
 	kube      kube.Flags
+	renderMem string
+	renderCPU time.Duration
+}
+
+// renderChildCommand is the hidden first argument that makes the binary
+// the confined render child (see render.Isolated).
+const renderChildCommand = "__render"
+
+// renderer renders in a confined child process of this binary (memory,
+// CPU, no network, no programs), one render at a time: each child may use
+// its whole memory limit.
+func (a *app) renderer() (tsync.Renderer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the tether binary for rendering: %w", err)
+	}
+	mem, err := resource.ParseQuantity(a.renderMem)
+	if err != nil || mem.Value() < 64<<20 {
+		return nil, usageError("--render-memory-limit: %q is not a size of at least 64Mi", a.renderMem)
+	}
+	iso := render.Isolated{Command: []string{exe, renderChildCommand}, MemoryLimit: mem.Value(), CPULimit: a.renderCPU}
+	var one gosync.Mutex
+	return func(ctx context.Context, opts render.Options) ([]render.Resource, error) {
+		one.Lock()
+		defer one.Unlock()
+		return iso.Build(ctx, opts)
+	}, nil
 }
 
 // run is the whole binary: main only adds the process environment and turns
@@ -95,6 +128,8 @@ and is gone now, reports the health of every object and exports metrics.`,
 	}
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "auto", "log format: text, json, or auto (json in a cluster, text otherwise)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&a.renderMem, "render-memory-limit", "768Mi", "memory limit of the process that renders a revision")
+	root.PersistentFlags().DurationVar(&a.renderCPU, "render-cpu-limit", 2*time.Minute, "CPU time limit of the process that renders a revision")
 	a.kube.Register(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError("%v", err)
