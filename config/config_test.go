@@ -50,7 +50,7 @@ func TestExampleParses(t *testing.T) {
 			Ref:      source.Ref{Branch: "main"},
 			Interval: 30 * time.Second,
 			Timeout:  2 * time.Minute,
-			MaxSize:  256 << 20,
+			MaxSize:  64 << 20,
 			Auth: source.Auth{
 				Username:     "git",
 				PasswordFile: "/etc/tether/git/password",
@@ -177,27 +177,27 @@ func TestProblems(t *testing.T) {
 		{
 			name: "unsupported scheme",
 			yaml: sync("  - name: a", "    source:", "      url: ftp://host/repo"),
-			want: []string{`tether.yaml:6: syncs[0].source.url: unsupported scheme "ftp" in ftp://host/repo: use https://, http://, ssh:// or user@host:path`},
+			want: []string{`tether.yaml:6: syncs[0].source.url: unsupported URL scheme "ftp" in ftp://host/repo: use https://, http:// or ssh:// (or user@host:path)`},
 		},
 		{
 			name: "not a URL",
 			yaml: sync("  - name: a", "    source:", "      url: just-a-name"),
-			want: []string{`tether.yaml:6: syncs[0].source.url: "just-a-name" is not a repository URL: want https://host/path, http://host/path, ssh://[user@]host/path or user@host:path`},
+			want: []string{`tether.yaml:6: syncs[0].source.url: malformed repository URL just-a-name: want https://host/path, http://host/path, ssh://[user@]host[:port]/path or [user@]host:path`},
 		},
 		{
 			name: "URL without path",
 			yaml: sync("  - name: a", "    source:", "      url: https://git.example.com/"),
-			want: []string{`tether.yaml:6: syncs[0].source.url: https://git.example.com/ has no repository path`},
+			want: []string{`tether.yaml:6: syncs[0].source.url: malformed repository URL https://git.example.com/: no repository path`},
 		},
 		{
 			name: "URL with a query",
 			yaml: sync("  - name: a", "    source:", "      url: https://git.example.com/r?x=1"),
-			want: []string{`tether.yaml:6: syncs[0].source.url: https://git.example.com/r?x=1: queries and fragments are not supported`},
+			want: []string{`tether.yaml:6: syncs[0].source.url: malformed repository URL https://git.example.com/r?x=1: queries and fragments are not supported`},
 		},
 		{
 			name: "URL with a bad port",
 			yaml: sync("  - name: a", "    source:", "      url: https://git.example.com:99999/r"),
-			want: []string{`tether.yaml:6: syncs[0].source.url: https://git.example.com:99999/r has a bad port "99999"`},
+			want: []string{`tether.yaml:6: syncs[0].source.url: malformed repository URL https://git.example.com:99999/r: bad port "99999"`},
 		},
 		{
 			name: "password in https URL",
@@ -212,12 +212,12 @@ func TestProblems(t *testing.T) {
 		{
 			name: "password in ssh URL",
 			yaml: sync("  - name: a", "    source:", "      url: ssh://git:hunter2secret@git.example.com/org/app.git"),
-			want: []string{`tether.yaml:6: syncs[0].source.url: passwords in SSH URLs (ssh://***@git.example.com/org/app.git) are not supported: use auth.sshKeyFile`},
+			want: []string{`tether.yaml:6: syncs[0].source.url: repository URL ssh://***@git.example.com/org/app.git: passwords in ssh URLs are not supported: authenticate with an SSH key`},
 		},
 		{
 			name: "password in scp-like URL",
 			yaml: sync("  - name: a", "    source:", "      url: git:hunter2secret@git.example.com:org/app.git"),
-			want: []string{`tether.yaml:6: syncs[0].source.url: passwords in SSH URLs (***@git.example.com:org/app.git) are not supported: use auth.sshKeyFile`},
+			want: []string{`tether.yaml:6: syncs[0].source.url: repository URL ***@git.example.com:org/app.git: passwords in ssh URLs are not supported: authenticate with an SSH key`},
 		},
 		{
 			name: "two ref kinds",
@@ -272,6 +272,21 @@ func TestProblems(t *testing.T) {
 				`tether.yaml:6: syncs[0].wait: want true or false, got "yes"`,
 				`tether.yaml:7: syncs[0].namespace: want a string, got a list`,
 				`tether.yaml:10: syncs[0].source.maxSize: "lots" is not a size: want bytes or a quantity such as 512Ki, 256Mi or 1Gi`,
+			},
+		},
+		{
+			// F12: a size that would overflow the source's transfer
+			// allowance (it used to saturate at MaxInt64) is refused.
+			name: "maxSize over the maximum",
+			yaml: sync("  - name: a", "    source:", url, "      maxSize: 8Ei",
+				"  - name: b", "    source:", url, "      maxSize: 9223372036854775807",
+				"  - name: c", "    source:", url, "      maxSize: 4.5Gi",
+				"  - name: d", "    source:", url, "      maxSize: 100E"),
+			want: []string{
+				`tether.yaml:7: syncs[0].source.maxSize: 8Ei is over the maximum of 4Gi`,
+				`tether.yaml:11: syncs[1].source.maxSize: 9223372036854775807 is over the maximum of 4Gi`,
+				`tether.yaml:15: syncs[2].source.maxSize: 4.5Gi is over the maximum of 4Gi`,
+				`tether.yaml:19: syncs[3].source.maxSize: 100E is over the maximum of 4Gi`,
 			},
 		},
 		{
@@ -347,7 +362,7 @@ func TestProblems(t *testing.T) {
 			yaml: sync("  - name: a", "    source:", url, "      auth:", "        username: git",
 				"        passwordFile: secrets/password", "        caFile: ./ca.pem"),
 			want: []string{
-				`tether.yaml:9: syncs[0].source.auth.passwordFile: "secrets/password" must be an absolute path`,
+				`tether.yaml:9: syncs[0].source.auth.passwordFile: must be an absolute path (the value is not shown, in case it is a secret)`,
 				`tether.yaml:10: syncs[0].source.auth.caFile: "./ca.pem" must be an absolute path`,
 			},
 		},
@@ -358,7 +373,7 @@ func TestProblems(t *testing.T) {
 				"        caFile: /ca", "        sshKeyFile: /k"),
 			want: []string{
 				`tether.yaml:9: syncs[0].source.auth.passwordEnv: set passwordFile or passwordEnv, not both`,
-				`tether.yaml:10: syncs[0].source.auth.bearerTokenEnv: "1TOKEN" is not an environment variable name (letters, digits and '_', not starting with a digit)`,
+				`tether.yaml:10: syncs[0].source.auth.bearerTokenEnv: the value is not a valid environment variable name: use letters, digits and '_', not starting with a digit (the value is not shown, in case it is a secret)`,
 				`tether.yaml:10: syncs[0].source.auth.bearerTokenEnv: a password is set too: use a password or a bearer token, not both`,
 				`tether.yaml:11: syncs[0].source.auth.caFile: applies to https URLs only`,
 				`tether.yaml:12: syncs[0].source.auth.sshKeyFile: applies to SSH URLs only`,
@@ -385,8 +400,8 @@ func TestProblems(t *testing.T) {
 			name: "webhook secret files",
 			yaml: "apiVersion: tether.dev/v1alpha1\nkind: AgentConfig\nwebhook:\n  secretFile: secret\nsyncs:\n  - name: a\n    webhook:\n      secretFile: s\n    source:\n" + url + "\n",
 			want: []string{
-				`tether.yaml:4: webhook.secretFile: "secret" must be an absolute path`,
-				`tether.yaml:8: syncs[0].webhook.secretFile: "s" must be an absolute path`,
+				`tether.yaml:4: webhook.secretFile: must be an absolute path (the value is not shown, in case it is a secret)`,
+				`tether.yaml:8: syncs[0].webhook.secretFile: must be an absolute path (the value is not shown, in case it is a secret)`,
 			},
 		},
 		{
@@ -404,7 +419,7 @@ func TestProblems(t *testing.T) {
 				"  - name: a\n    source:\n" + url + "\n      ref:\n        commit: abc\n",
 			want: []string{
 				`tether.yaml:2: apiVersion: "v1" is not supported: want "tether.dev/v1alpha1"`,
-				`tether.yaml:6: syncs[0].source.url: unsupported scheme "ftp" in ftp://x/y: use https://, http://, ssh:// or user@host:path`,
+				`tether.yaml:6: syncs[0].source.url: unsupported URL scheme "ftp" in ftp://x/y: use https://, http:// or ssh:// (or user@host:path)`,
 				`tether.yaml:7: syncs[0].prun: unknown field (did you mean "prune"?)`,
 				`tether.yaml:8: syncs[1].name: duplicate sync name "a" (first at line 4)`,
 				`tether.yaml:12: syncs[1].source.ref.commit: "abc" is not a full 40-hex commit SHA`,
@@ -491,6 +506,34 @@ func TestNoCredentialInErrors(t *testing.T) {
 		if strings.Contains(err.Error(), "hunter2secret") {
 			t.Errorf("error shows the password: %v", err)
 		}
+	}
+}
+
+// F10: a secret pasted by mistake into a field that names a file or a
+// variable is never repeated in an error.
+func TestNoSecretInFieldErrors(t *testing.T) {
+	const secret = "ghp_Pasted0Secret-Value"
+	for _, tc := range []struct{ field, url string }{
+		{"passwordEnv", "https://h/r"},
+		{"bearerTokenEnv", "https://h/r"},
+		{"passwordFile", "https://h/r"},
+		{"bearerTokenFile", "https://h/r"},
+		{"sshKeyFile", "ssh://git@h/r"},
+		{"sshPassphraseFile", "ssh://git@h/r"},
+	} {
+		yaml := head + "  - name: a\n    source:\n      url: " + tc.url + "\n      auth:\n        " + tc.field + ": " + secret + "\n"
+		_, err := Parse("tether.yaml", []byte(yaml))
+		if err == nil || !strings.Contains(err.Error(), "auth."+tc.field+": ") {
+			t.Errorf("%s: %v, want a problem with the field", tc.field, err)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "Pasted0Secret") {
+			t.Errorf("%s: the error repeats the value: %v", tc.field, err)
+		}
+	}
+	yaml := "apiVersion: tether.dev/v1alpha1\nkind: AgentConfig\nwebhook:\n  secretFile: " + secret + "\nsyncs:\n  - name: a\n    source:\n      url: https://h/r\n"
+	if _, err := Parse("tether.yaml", []byte(yaml)); err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("webhook.secretFile: %v", err)
 	}
 }
 
@@ -591,6 +634,7 @@ func TestValues(t *testing.T) {
 		{"maxSize", "1Gi", func(s Sync) any { return s.Source.MaxSize }, int64(1 << 30)},
 		{"maxSize", "1000", func(s Sync) any { return s.Source.MaxSize }, int64(1000)},
 		{"maxSize", "1.5k", func(s Sync) any { return s.Source.MaxSize }, int64(1500)},
+		{"maxSize", "4Gi", func(s Sync) any { return s.Source.MaxSize }, int64(4 << 30)},
 		{"commit", strings.Repeat("AB", 20), func(s Sync) any { return s.Source.Ref.Commit }, strings.Repeat("ab", 20)},
 		{"tag", "1.10", func(s Sync) any { return s.Source.Ref.Tag }, "1.10"},
 		{"semver", `"~1.2"`, func(s Sync) any { return s.Source.Ref.SemVer }, "~1.2"},
@@ -810,40 +854,7 @@ func TestSuggest(t *testing.T) {
 	}
 }
 
-func TestURLHelpers(t *testing.T) {
-	schemes := []struct{ in, want string }{
-		{"https://h/r", "https"},
-		{"git+ssh://h/r", "git+ssh"},
-		{"HTTP://h/r", "HTTP"},
-		{"://h/r", ""},
-		{"1http://h/r", ""},
-		{"ht tp://h/r", ""},
-		{"git@h:r", ""},
-	}
-	for _, tt := range schemes {
-		if got := urlScheme(tt.in); got != tt.want {
-			t.Errorf("urlScheme(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-	scp := []struct {
-		in   string
-		user string
-		ok   bool
-	}{
-		{"git@github.com:org/repo", "git", true},
-		{"github.com:org/repo", "", true},
-		{"git:pw@github.com:org/repo", "git:pw", true},
-		{"github.com/org:repo", "", false},
-		{"@github.com:org/repo", "", false},
-		{"git@:org/repo", "", false},
-		{"git@github.com:", "", false},
-		{"no-colon", "", false},
-	}
-	for _, tt := range scp {
-		if user, ok := scpUser(tt.in); user != tt.user || ok != tt.ok {
-			t.Errorf("scpUser(%q) = %q, %v; want %q, %v", tt.in, user, ok, tt.user, tt.ok)
-		}
-	}
+func TestEnvNames(t *testing.T) {
 	envs := []struct {
 		in string
 		ok bool
@@ -851,8 +862,8 @@ func TestURLHelpers(t *testing.T) {
 		{"GIT_TOKEN", true}, {"_x1", true}, {"a", true}, {"", false}, {"1A", false}, {"A-B", false}, {"A B", false},
 	}
 	for _, tt := range envs {
-		if got := isEnvName(tt.in); got != tt.ok {
-			t.Errorf("isEnvName(%q) = %v, want %v", tt.in, got, tt.ok)
+		if got := source.IsEnvName(tt.in); got != tt.ok {
+			t.Errorf("IsEnvName(%q) = %v, want %v", tt.in, got, tt.ok)
 		}
 	}
 }

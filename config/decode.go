@@ -390,9 +390,9 @@ func (d *decoder) budget(n *yaml.Node, path string, dst *opt[tsync.Budget]) {
 	*dst = opt[tsync.Budget]{v: b, set: true, line: n.Line}
 }
 
-// quantity decodes a positive size in bytes, written as a number or a
-// Kubernetes quantity ("256Mi", "1G").
-func (d *decoder) quantity(n *yaml.Node, path string, dst *opt[int64]) {
+// quantity decodes a positive size in bytes of at most most, written as
+// a number or a Kubernetes quantity ("256Mi", "1G").
+func (d *decoder) quantity(n *yaml.Node, path string, most int64, dst *opt[int64]) {
 	n, ok := d.scalar(n, path, `a size such as 256Mi`)
 	if !ok {
 		return
@@ -408,13 +408,17 @@ func (d *decoder) quantity(n *yaml.Node, path string, dst *opt[int64]) {
 		d.addf(n.Line, path, "%q is not a size: want bytes or a quantity such as 512Ki, 256Mi or 1Gi", n.Value)
 		return
 	}
-	v, exact := q.AsInt64()
-	if !exact {
-		v = q.Value() // fractions round up; huge values saturate
-	}
-	if v <= 0 {
+	if q.Sign() <= 0 {
 		d.addf(n.Line, path, "%s must be positive", n.Value)
 		return
+	}
+	if limit := resource.NewQuantity(most, resource.BinarySI); q.Cmp(*limit) > 0 {
+		d.addf(n.Line, path, "%s is over the maximum of %s", n.Value, limit)
+		return
+	}
+	v, exact := q.AsInt64()
+	if !exact {
+		v = q.Value() // fractions round up
 	}
 	*dst = opt[int64]{v: v, set: true, line: n.Line}
 }
@@ -446,7 +450,7 @@ func (d *decoder) defaults(n *yaml.Node, path string, r *rawDefaults) {
 
 func (d *decoder) webhook(n *yaml.Node, path string, r *rawWebhook) {
 	d.mapping(n, path, []field{
-		{"secretFile", func(n *yaml.Node, p string) { d.str(n, p, &r.secretFile, checkAbsPath) }},
+		{"secretFile", func(n *yaml.Node, p string) { d.str(n, p, &r.secretFile, checkSecretPath) }},
 	})
 }
 
@@ -514,7 +518,7 @@ func (d *decoder) source(n *yaml.Node, path string, s *rawSource) {
 		{"localPath", func(n *yaml.Node, p string) { d.str(n, p, &s.localPath, checkNotEmpty) }},
 		{"interval", func(n *yaml.Node, p string) { d.duration(n, p, MinInterval, &s.interval) }},
 		{"timeout", func(n *yaml.Node, p string) { d.duration(n, p, MinFetchTimeout, &s.timeout) }},
-		{"maxSize", func(n *yaml.Node, p string) { d.quantity(n, p, &s.maxSize) }},
+		{"maxSize", func(n *yaml.Node, p string) { d.quantity(n, p, source.MaxSizeLimit, &s.maxSize) }},
 		{"auth", func(n *yaml.Node, p string) {
 			a := &rawAuth{}
 			if m := d.follow(n); m != nil && m.Kind == yaml.MappingNode {
@@ -537,13 +541,13 @@ func (d *decoder) ref(n *yaml.Node, path string, r *rawRef) {
 func (d *decoder) auth(n *yaml.Node, path string, a *rawAuth) {
 	d.mapping(n, path, []field{
 		{"username", func(n *yaml.Node, p string) { d.str(n, p, &a.username, checkNotEmpty) }},
-		{"passwordFile", func(n *yaml.Node, p string) { d.str(n, p, &a.passwordFile, checkAbsPath) }},
+		{"passwordFile", func(n *yaml.Node, p string) { d.str(n, p, &a.passwordFile, checkSecretPath) }},
 		{"passwordEnv", func(n *yaml.Node, p string) { d.str(n, p, &a.passwordEnv, checkEnvName) }},
-		{"bearerTokenFile", func(n *yaml.Node, p string) { d.str(n, p, &a.bearerTokenFile, checkAbsPath) }},
+		{"bearerTokenFile", func(n *yaml.Node, p string) { d.str(n, p, &a.bearerTokenFile, checkSecretPath) }},
 		{"bearerTokenEnv", func(n *yaml.Node, p string) { d.str(n, p, &a.bearerTokenEnv, checkEnvName) }},
 		{"caFile", func(n *yaml.Node, p string) { d.str(n, p, &a.caFile, checkAbsPath) }},
-		{"sshKeyFile", func(n *yaml.Node, p string) { d.str(n, p, &a.sshKeyFile, checkAbsPath) }},
-		{"sshPassphraseFile", func(n *yaml.Node, p string) { d.str(n, p, &a.sshPassphraseFile, checkAbsPath) }},
+		{"sshKeyFile", func(n *yaml.Node, p string) { d.str(n, p, &a.sshKeyFile, checkSecretPath) }},
+		{"sshPassphraseFile", func(n *yaml.Node, p string) { d.str(n, p, &a.sshPassphraseFile, checkSecretPath) }},
 		{"knownHostsFile", func(n *yaml.Node, p string) { d.str(n, p, &a.knownHostsFile, checkAbsPath) }},
 		{"insecureIgnoreHostKey", func(n *yaml.Node, p string) { d.boolean(n, p, &a.insecureIgnoreHostKey) }},
 	})

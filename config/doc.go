@@ -12,8 +12,13 @@
 //	tether.yaml:14: syncs[1].source.ref.commit: "abc" is not a full 40-hex commit SHA
 //	tether.yaml:9: syncs[0].prun: unknown field (did you mean "prune"?)
 //
-// No message repeats a credential: URLs are shown redacted, and a URL that
-// carries a password is rejected in favour of auth.passwordFile.
+// No message repeats a credential: URLs are shown redacted, a URL that
+// carries a password is rejected in favour of auth.passwordFile, and the
+// value of a field that names a secret file or variable (passwordFile,
+// passwordEnv, bearerTokenFile, bearerTokenEnv, sshKeyFile,
+// sshPassphraseFile, webhook secretFile) is never shown, in case the
+// secret itself was pasted there. Repository URLs are checked by
+// source.ValidateURL, the rules the source itself applies.
 //
 // # Example
 //
@@ -98,7 +103,8 @@
 //	  semver   string                    follow the highest tag in a range, e.g. ">=1.2.0 <2.0.0"
 //	interval   duration  defaults.interval  poll interval (>= 5s)
 //	timeout    duration  60s             time limit of one fetch (>= 5s)
-//	maxSize    size      256Mi           largest checkout accepted
+//	maxSize    size      64Mi            largest checkout accepted, and largest single file
+//	                                     (at most 4Gi; a fetch holds up to ~3 × maxSize in memory)
 //	auth       mapping   none            git only; credentials and trust (below)
 //
 // syncs[].source.auth (all optional; files are absolute paths, *Env fields

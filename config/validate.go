@@ -3,10 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
@@ -50,7 +48,8 @@ func isDNSLabel(s string) bool {
 	return true
 }
 
-// checkAbsPath accepts the absolute paths of secret and trust files.
+// checkAbsPath accepts the absolute paths of trust files (caFile,
+// knownHostsFile).
 func checkAbsPath(s string) string {
 	if !filepath.IsAbs(s) {
 		return fmt.Sprintf("%q must be an absolute path", s)
@@ -58,54 +57,24 @@ func checkAbsPath(s string) string {
 	return ""
 }
 
-func checkEnvName(s string) string {
-	if !isEnvName(s) {
-		return fmt.Sprintf("%q is not an environment variable name (letters, digits and '_', not starting with a digit)", s)
+// checkSecretPath accepts the absolute paths of secret files. It never
+// shows the value: a secret pasted into the field by mistake would reach
+// logs and status.
+func checkSecretPath(s string) string {
+	if !filepath.IsAbs(s) {
+		return "must be an absolute path (the value is not shown, in case it is a secret)"
 	}
 	return ""
 }
 
-func isEnvName(s string) bool {
-	for i, c := range s {
-		if c != '_' && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (i == 0 || c < '0' || c > '9') {
-			return false
-		}
+// checkEnvName accepts the names of variables that hold secrets. It never
+// shows the value: a secret pasted into the field by mistake would reach
+// logs and status.
+func checkEnvName(s string) string {
+	if !source.IsEnvName(s) {
+		return "the value is not a valid environment variable name: use letters, digits and '_', not starting with a digit (the value is not shown, in case it is a secret)"
 	}
-	return s != ""
-}
-
-// urlScheme returns the scheme of "scheme://...", or "" when s does not
-// start with one.
-func urlScheme(s string) string {
-	scheme, _, ok := strings.Cut(s, "://")
-	if !ok || scheme == "" {
-		return ""
-	}
-	for i, c := range scheme {
-		letter := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
-		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '.' || c == '-')) {
-			return ""
-		}
-	}
-	return scheme
-}
-
-// scpUser returns the user of an scp-like "[user@]host:path" and whether s
-// is one: a host free of '@', ':', '/' and spaces, a non-empty path, and a
-// user free of '@', '/' and spaces.
-func scpUser(s string) (user string, ok bool) {
-	rest := s
-	if at := strings.Index(s, "@"); at >= 0 {
-		user, rest = s[:at], s[at+1:]
-		if user == "" || strings.ContainsAny(user, "/ \t\n") {
-			return "", false
-		}
-	}
-	host, path, found := strings.Cut(rest, ":")
-	if !found || host == "" || path == "" || strings.ContainsAny(host, "@/ \t\n") {
-		return "", false
-	}
-	return user, true
+	return ""
 }
 
 // checkRepoPath accepts a folder inside the repository.
@@ -177,9 +146,11 @@ func checkRepoURL(s string) string {
 	return ""
 }
 
-// repoURLKind validates a repository URL and says whether it is "http",
-// "https" or "ssh". Its errors show the URL through source.Redact, and
-// reject credentials in it.
+// repoURLKind validates a repository URL with source.ValidateURL (the
+// rules the source applies when it fetches) and says whether it is
+// "http", "https" or "ssh". It also refuses what a configuration file must
+// not hold: spaces around the URL and credentials in it. Its errors show
+// the URL through source.Redact.
 func repoURLKind(raw string) (string, error) {
 	shown := source.Redact(raw)
 	if strings.TrimSpace(raw) == "" {
@@ -188,60 +159,14 @@ func repoURLKind(raw string) (string, error) {
 	if raw != strings.TrimSpace(raw) {
 		return "", fmt.Errorf("%q has leading or trailing spaces", shown)
 	}
-	if given := urlScheme(raw); given != "" {
-		scheme := strings.ToLower(given)
-		switch scheme {
-		case "http", "https", "ssh":
-		default:
-			return "", fmt.Errorf("unsupported scheme %q in %s: use https://, http://, ssh:// or user@host:path", given, shown)
-		}
-		rest := raw[len(given)+len("://"):]
-		authority := rest
-		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-			authority = rest[:i]
-		}
-		if at := strings.LastIndex(authority, "@"); at >= 0 {
-			userinfo := authority[:at]
-			switch {
-			case scheme != "ssh":
-				return "", fmt.Errorf("credentials in the URL (%s) are not allowed: put the user in auth.username and the password in a file named by auth.passwordFile (or a variable named by auth.passwordEnv)", shown)
-			case strings.Contains(userinfo, ":"):
-				return "", fmt.Errorf("passwords in SSH URLs (%s) are not supported: use auth.sshKeyFile", shown)
-			}
-		}
-		u, err := url.Parse(raw)
-		if err != nil {
-			var uerr *url.Error
-			if errors.As(err, &uerr) {
-				err = uerr.Err // url.Error repeats the URL
-			}
-			return "", fmt.Errorf("%s is not a valid URL: %v", shown, err)
-		}
-		switch {
-		case u.Hostname() == "":
-			return "", fmt.Errorf("%s has no host", shown)
-		case u.Opaque != "" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-			return "", fmt.Errorf("%s: queries and fragments are not supported", shown)
-		case u.Path == "" || u.Path == "/":
-			return "", fmt.Errorf("%s has no repository path", shown)
-		}
-		if p := u.Port(); p != "" {
-			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-				return "", fmt.Errorf("%s has a bad port %q", shown, p)
-			}
-		}
-		return scheme, nil
+	info, err := source.ValidateURL(raw)
+	if err != nil {
+		return "", err
 	}
-	if strings.Contains(raw, "://") {
-		return "", fmt.Errorf("%s has a malformed scheme: use https://, http://, ssh:// or user@host:path", shown)
+	if info.Credentials {
+		return "", fmt.Errorf("credentials in the URL (%s) are not allowed: put the user in auth.username and the password in a file named by auth.passwordFile (or a variable named by auth.passwordEnv)", shown)
 	}
-	if user, ok := scpUser(raw); ok {
-		if strings.Contains(user, ":") {
-			return "", fmt.Errorf("passwords in SSH URLs (%s) are not supported: use auth.sshKeyFile", shown)
-		}
-		return "ssh", nil
-	}
-	return "", fmt.Errorf("%q is not a repository URL: want https://host/path, http://host/path, ssh://[user@]host/path or user@host:path", shown)
+	return info.Scheme, nil
 }
 
 // cleanRepoPath cleans a valid repository path; "" is the root.

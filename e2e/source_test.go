@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -423,6 +424,28 @@ func TestSourceGitPolling(t *testing.T) {
 	if st := g2.Stats(); st.Fetches != 0 || st.Unchanged != 1 {
 		t.Errorf("restarted source stats %+v, want no fetch", st)
 	}
+
+	// A checkout whose files no longer hold what was published (a power
+	// loss emptied a file, current survived) is not resumed: the restarted
+	// source fetches the revision again into a new checkout.
+	if err := os.Truncate(filepath.Join(third.Dir, "a.yaml"), 0); err != nil {
+		t.Fatal(err)
+	}
+	g3, logs := srcGitSource(t, source.GitOptions{URL: repo.URL, Ref: source.Ref{Branch: "main"}, Dir: dir})
+	if g3.Current() != nil {
+		t.Errorf("a damaged checkout was resumed: %+v", g3.Current())
+	}
+	if !strings.Contains(logs.String(), "not resuming from the published checkout") {
+		t.Errorf("the refusal to resume was not logged:\n%s", logs)
+	}
+	art := srcFetch(t, g3)
+	if art.Revision != third.Revision || art.Dir == third.Dir || srcReadFile(t, art.Dir, "a.yaml") != "a: 2\n" {
+		t.Errorf("after a damaged checkout: %s at %s", art.Revision, art.Dir)
+	}
+	if st := g3.Stats(); st.Fetches != 1 {
+		t.Errorf("stats %+v, want one fetch", st)
+	}
+	srcAssertIntact(t, dir, art, "a.yaml", "a: 2\n")
 }
 
 // A force-pushed branch (srcHistory rewritten, old tip unreachable) is
@@ -1018,12 +1041,21 @@ func TestSourceBadInput(t *testing.T) {
 			_, _ = rand.Read(b)
 			return string(b)
 		}
-		// 1.5 MiB of incompressible data: the transfer fits its allowance
-		// (MaxSize + 25% + 1 MiB), the checkout does not fit MaxSize.
-		srcMust[string](t)(big.Commit("over the checkout cap", map[string]string{"blob.bin": random(3 << 19)}))
+		// Two files of 600 KiB of incompressible data: the transfer fits
+		// its allowance (MaxSize + 25% + 1 MiB), each object fits MaxSize,
+		// the checkout does not.
+		srcMust[string](t)(big.Commit("over the checkout cap", map[string]string{"b1.bin": random(600 << 10), "b2.bin": random(600 << 10)}))
 		err := srcFetchErr(t, g)
 		if !errors.Is(err, source.ErrTooLarge) || !strings.Contains(err.Error(), "more than 1 MiB of files (MaxSize)") {
 			t.Errorf("error %q, want ErrTooLarge naming the 1 MiB MaxSize", err)
+		}
+		srcAssertIntact(t, dir, good, "a.yaml", "a: 1\n")
+		// 1.5 MiB in one file: refused from the pack, before go-git reads
+		// the object.
+		srcMust[string](t)(big.Commit("one object over the cap", map[string]string{"b1.bin": "", "b2.bin": "", "blob.bin": random(3 << 19)}))
+		err = srcFetchErr(t, g)
+		if !errors.Is(err, source.ErrTooLarge) || !strings.Contains(err.Error(), "the pack holds a blob of 1.5 MiB, more than the 1 MiB one object may have (MaxSize)") {
+			t.Errorf("error %q, want ErrTooLarge for the object", err)
 		}
 		srcAssertIntact(t, dir, good, "a.yaml", "a: 1\n")
 		// 5 MiB: the transfer itself is cut off at its allowance.
@@ -1049,8 +1081,110 @@ func TestSourceBadInput(t *testing.T) {
 		srcMust[string](t)(big.Commit("many files", map[string]string{"blob.bin": ""}))
 		srcMust[string](t)(big.Commit("many files", files))
 		g2, _ := srcGitSource(t, source.GitOptions{URL: big.URL, Ref: source.Ref{Branch: "main"}, MaxFiles: 20})
-		if err := srcFetchErr(t, g2); !errors.Is(err, source.ErrTooLarge) || !strings.Contains(err.Error(), "more than 20 files (MaxFiles)") {
+		if err := srcFetchErr(t, g2); !errors.Is(err, source.ErrTooLarge) || !strings.Contains(err.Error(), "more than 20 files and directories (MaxFiles)") {
 			t.Errorf("error %q, want MaxFiles named", err)
 		}
 	})
+}
+
+// srcAllocated returns how many bytes of heap fn allocated in total: an
+// upper bound of how much the process's Go heap grew while fn ran.
+func srcAllocated(fn func()) uint64 {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// A 1 GiB blob of zeros committed with git (a pack of about 1 MiB) is
+// refused from the pack's object header, while the fetch allocates well
+// under 200 MiB in all: the object is never inflated into memory. Not
+// parallel, so that the allocation count is this test's alone.
+func TestSourceGitInflationBomb(t *testing.T) {
+	srv := srcGitServer(t, gitserver.Options{})
+	repo := srcMust[*gitserver.Repo](t)(srv.CreateRepo("bomb"))
+	good := srcMust[string](t)(repo.Commit("small", map[string]string{"a.yaml": "a: 1\n"}))
+	dir := t.TempDir()
+	g, _ := srcGitSource(t, source.GitOptions{URL: repo.URL, Ref: source.Ref{Branch: "main"}, Dir: dir, MaxSize: 1 << 20})
+	first := srcFetch(t, g)
+	if first.Revision != "main@sha1:"+good {
+		t.Fatalf("revision %s", first.Revision)
+	}
+	// A sparse file: no disk, and git streams it into a pack.
+	f, err := os.Create(filepath.Join(repo.Work, "zeros.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(f.Truncate(1<<30), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"config", "http.postBuffer", "67108864"},
+		{"add", "zeros.bin"},
+		{"commit", "--quiet", "-m", "1 GiB of zeros"},
+		{"push", "--quiet", "origin", "HEAD:refs/heads/main"},
+	} {
+		if _, err := repo.Git(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := g.Stats().FetchedBytes
+	n := srcAllocated(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err = g.Fetch(ctx)
+	})
+	t.Logf("fetch allocated %d MiB; read %d KiB of pack; error: %v", n>>20, (g.Stats().FetchedBytes-before)>>10, err)
+	if !errors.Is(err, source.ErrTooLarge) || !strings.Contains(err.Error(), "the pack holds a blob of 1 GiB, more than the 1 MiB one object may have (MaxSize)") {
+		t.Errorf("error %v, want ErrTooLarge for the 1 GiB blob", err)
+	}
+	if n > 200<<20 {
+		t.Errorf("the fetch allocated %d MiB, want under 200 MiB", n>>20)
+	}
+	if g.Current() != first {
+		t.Errorf("current changed to %+v", g.Current())
+	}
+	srcAssertIntact(t, dir, first, "a.yaml", "a: 1\n")
+}
+
+// Two levels of 1,000 tree entries each pointing at the empty tree (a
+// pack of a few KiB that would check out 1,001,000 directories) are
+// refused against MaxFiles before anything is written.
+func TestSourceGitDirectoryBomb(t *testing.T) {
+	t.Parallel()
+	srv := srcGitServer(t, gitserver.Options{})
+	repo := srcMust[*gitserver.Repo](t)(srv.CreateRepo("dirs"))
+	srcMust[string](t)(repo.Commit("small", map[string]string{"a.yaml": "a: 1\n"}))
+	dir := t.TempDir()
+	g, _ := srcGitSource(t, source.GitOptions{URL: repo.URL, Ref: source.Ref{Branch: "main"}, Dir: dir})
+	good := srcFetch(t, g)
+
+	empty := srcMust[string](t)(repo.GitInput("", "hash-object", "-t", "tree", "-w", "--stdin"))
+	level := func(child string) string {
+		var b strings.Builder
+		for i := range 1000 {
+			fmt.Fprintf(&b, "040000 tree %s\td%04d\n", child, i)
+		}
+		return srcMust[string](t)(repo.GitInput(b.String(), "mktree"))
+	}
+	root := level(level(empty))
+	commit := srcMust[string](t)(repo.GitInput("", "commit-tree", root, "-m", "a million directories"))
+	if _, err := repo.Git("push", "--quiet", "--force", "origin", commit+":refs/heads/main"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := srcFetchErr(t, g)
+	if !errors.Is(err, source.ErrTooLarge) || !strings.Contains(err.Error(), "more than 100000 files and directories (MaxFiles)") {
+		t.Errorf("error %q, want ErrTooLarge naming MaxFiles", err)
+	}
+	t.Logf("refused in %s", time.Since(start).Round(time.Millisecond))
+	srcAssertIntact(t, dir, good, "a.yaml", "a: 1\n")
+	if entries, err := os.ReadDir(filepath.Join(dir, "checkouts")); err != nil || len(entries) != 2 {
+		t.Errorf("checkouts holds %d entries (%v), want the good checkout and its record", len(entries), err)
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "tmp")); err != nil || len(entries) != 0 {
+		t.Errorf("scratch space holds %d entries (%v), want none", len(entries), err)
+	}
 }

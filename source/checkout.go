@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 
@@ -16,13 +15,19 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
 
-// maxSymlinkTarget is the longest symlink target checked out (PATH_MAX).
-const maxSymlinkTarget = 4095
+// Limits on names and paths, as Linux has them (NAME_MAX, PATH_MAX less
+// the terminating NUL): a tree that needs more cannot be checked out, and
+// bounding them bounds the memory of a walk (at most ~2,000 levels deep).
+const (
+	maxSymlinkTarget = 4095
+	maxNameLen       = 255
+	maxPathLen       = 4095
+)
 
 // limits bound one checkout.
 type limits struct {
 	maxSize  int64 // bytes of file content, symlink targets included
-	maxFiles int   // files and symlinks
+	maxFiles int   // entries: files, symlinks, directories and submodules
 }
 
 // objectSizer is the part of go-git's filesystem storage used to measure a
@@ -40,73 +45,108 @@ type treeEntry struct {
 	size int64 // blobs only
 }
 
-// measureTree walks a tree without reading file contents and returns its
-// entries in walk order (directories before their contents). It fails with
-// ErrTooLarge as soon as the limits are passed and with ErrUnsafeTree on a
-// name that cannot be checked out safely.
-func measureTree(ctx context.Context, st objectSizer, tree *object.Tree, lim limits) ([]treeEntry, error) {
-	var (
-		out   []treeEntry
-		files int
-		size  int64
-	)
+// treeStats is what a tree walk counted.
+type treeStats struct {
+	entries int   // files, symlinks, directories and submodules
+	size    int64 // bytes of file content and symlink targets
+}
+
+// walkTree walks a tree depth first, each directory before its contents,
+// and calls visit (when not nil) for every entry. It reads trees, never
+// blobs: a blob's size comes from its header. Every entry counts against
+// lim.maxFiles, directories and submodules included, and every blob
+// against lim.maxSize; the walk fails with ErrTooLarge at the first entry
+// over a limit and with ErrUnsafeTree at the first name that cannot be
+// checked out safely, in both cases before visit sees that entry. Only the
+// names on the current path are held, never a list of the tree.
+func walkTree(ctx context.Context, st objectSizer, tree *object.Tree, lim limits, visit func(treeEntry) error) (treeStats, error) {
+	var stats treeStats
 	var walk func(t *object.Tree, dir string) error
 	walk = func(t *object.Tree, dir string) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		for _, e := range t.Entries {
-			if !safeName(e.Name) {
-				raw := e.Name
-				if dir != "" {
-					raw = dir + "/" + e.Name
-				}
-				return fmt.Errorf("%w: path %q", ErrUnsafeTree, raw)
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			p := path.Join(dir, e.Name)
+			raw := e.Name
+			if dir != "" {
+				raw = dir + "/" + e.Name
+			}
+			if !safeName(e.Name) {
+				return fmt.Errorf("%w: path %q", ErrUnsafeTree, truncate(raw, 200))
+			}
+			if len(e.Name) > maxNameLen {
+				return fmt.Errorf("%w: path %q has a name longer than %d bytes", ErrUnsafeTree, truncate(raw, 200), maxNameLen)
+			}
+			if len(raw) > maxPathLen {
+				return fmt.Errorf("%w: path %q is longer than %d bytes", ErrUnsafeTree, truncate(raw, 200), maxPathLen)
+			}
+			stats.entries++
+			if stats.entries > lim.maxFiles {
+				return fmt.Errorf("%w: more than %d files and directories (MaxFiles)", ErrTooLarge, lim.maxFiles)
+			}
+			entry := treeEntry{path: raw, mode: e.Mode, hash: e.Hash}
 			switch e.Mode {
 			case filemode.Dir:
-				out = append(out, treeEntry{path: p, mode: e.Mode, hash: e.Hash})
 				sub, err := object.GetTree(st, e.Hash)
 				if err != nil {
-					return fmt.Errorf("reading tree %s: %w", p, err)
+					return fmt.Errorf("reading tree %s: %w", raw, err)
 				}
-				if err := walk(sub, p); err != nil {
+				if visit != nil {
+					if err := visit(entry); err != nil {
+						return err
+					}
+				}
+				if err := walk(sub, raw); err != nil {
 					return err
 				}
+				continue
 			case filemode.Submodule:
 				// Submodules are not fetched; an empty directory stands in,
 				// as with git.
-				out = append(out, treeEntry{path: p, mode: e.Mode, hash: e.Hash})
 			case filemode.Regular, filemode.Deprecated, filemode.Executable, filemode.Symlink:
 				n, err := st.EncodedObjectSize(e.Hash)
 				if err != nil {
-					return fmt.Errorf("reading %s: %w", p, err)
+					return fmt.Errorf("reading %s: %w", raw, err)
 				}
 				if e.Mode == filemode.Symlink && n > maxSymlinkTarget {
-					return fmt.Errorf("%w: symlink %q has a %d-byte target", ErrUnsafeTree, p, n)
+					return fmt.Errorf("%w: symlink %q has a %d-byte target", ErrUnsafeTree, raw, n)
 				}
-				files++
-				size += n
-				if files > lim.maxFiles {
-					return fmt.Errorf("%w: more than %d files (MaxFiles)", ErrTooLarge, lim.maxFiles)
-				}
-				if size > lim.maxSize {
+				stats.size += n
+				if stats.size > lim.maxSize {
 					return fmt.Errorf("%w: more than %s of files (MaxSize)", ErrTooLarge, formatBytes(lim.maxSize))
 				}
-				out = append(out, treeEntry{path: p, mode: e.Mode, hash: e.Hash, size: n})
+				entry.size = n
 			default:
 				// go-git maps every mode to one of the above when it
 				// decodes a tree (as git does); this is a safety net.
-				return fmt.Errorf("%w: %q has unsupported mode %o", ErrUnsafeTree, p, uint32(e.Mode))
+				return fmt.Errorf("%w: %q has unsupported mode %o", ErrUnsafeTree, raw, uint32(e.Mode))
+			}
+			if visit != nil {
+				if err := visit(entry); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	}
 	if err := walk(tree, ""); err != nil {
-		return nil, err
+		return stats, err
 	}
-	return out, nil
+	return stats, nil
+}
+
+// measureTree checks a tree against the limits and its names for safety
+// without writing or reading any file content (see walkTree).
+func measureTree(ctx context.Context, st objectSizer, tree *object.Tree, lim limits) (treeStats, error) {
+	return walkTree(ctx, st, tree, lim, nil)
+}
+
+// truncate shortens s for an error message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // safeName reports whether a tree entry name can be created inside the
@@ -117,19 +157,18 @@ func safeName(name string) bool {
 		!strings.ContainsAny(name, "/\x00")
 }
 
-// writeTree writes measured entries into dst, which must be empty.
-// Symlinks are created as symlinks and never followed; every path is
-// resolved inside dst (os.Root), so nothing is written outside it.
-func writeTree(ctx context.Context, st storer.EncodedObjectStorer, entries []treeEntry, dst string) error {
+// writeTree writes a tree into dst, which must be empty, walking it again
+// with the same checks as measureTree (call that first, so that nothing is
+// written for a tree over the limits). Symlinks are created as symlinks
+// and never followed; every path is resolved inside dst (os.Root), so
+// nothing is written outside it. File contents are streamed.
+func writeTree(ctx context.Context, st objectSizer, tree *object.Tree, lim limits, dst string) (treeStats, error) {
 	root, err := os.OpenRoot(dst)
 	if err != nil {
-		return err
+		return treeStats{}, err
 	}
 	defer root.Close()
-	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	return walkTree(ctx, st, tree, lim, func(e treeEntry) error {
 		switch e.mode {
 		case filemode.Dir, filemode.Submodule:
 			if err := root.Mkdir(e.path, 0o755); err != nil {
@@ -155,8 +194,8 @@ func writeTree(ctx context.Context, st storer.EncodedObjectStorer, entries []tre
 				return fmt.Errorf("checking out %s: %w", e.path, err)
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func readBlob(st storer.EncodedObjectStorer, h plumbing.Hash, size int64) ([]byte, error) {

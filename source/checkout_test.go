@@ -72,15 +72,15 @@ func (b treeBuilder) dir(name string, entries ...object.TreeEntry) object.TreeEn
 
 func checkoutTree(t *testing.T, st *memory.Storage, tree *object.Tree, lim limits) (string, error) {
 	t.Helper()
-	entries, err := measureTree(context.Background(), st, tree, lim)
-	if err != nil {
+	if _, err := measureTree(context.Background(), st, tree, lim); err != nil {
 		return "", err
 	}
 	dst := filepath.Join(t.TempDir(), "checkout")
 	if err := os.Mkdir(dst, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return dst, writeTree(context.Background(), st, entries, dst)
+	_, err := writeTree(context.Background(), st, tree, lim, dst)
+	return dst, err
 }
 
 // Files, an executable, a sub-folder, a submodule and symlinks (inside,
@@ -145,9 +145,9 @@ func TestCheckoutLimits(t *testing.T) {
 		lim  limits
 		want string
 	}{
-		{limits{maxSize: 11, maxFiles: 3}, ""},
-		{limits{maxSize: 10, maxFiles: 3}, "more than 10 bytes of files (MaxSize)"},
-		{limits{maxSize: 100, maxFiles: 2}, "more than 2 files (MaxFiles)"},
+		{limits{maxSize: 11, maxFiles: 4}, ""},
+		{limits{maxSize: 10, maxFiles: 4}, "more than 10 bytes of files (MaxSize)"},
+		{limits{maxSize: 100, maxFiles: 3}, "more than 3 files and directories (MaxFiles)"},
 	} {
 		_, err := checkoutTree(t, b.st, tree, tc.lim)
 		if tc.want == "" {

@@ -8,6 +8,18 @@
 // publishes it by renaming a symlink over Dir/current, so readers never see a
 // half-written tree. The current and the previous checkout are kept.
 //
+// What a server sends is bounded before it is trusted: the transfer is cut
+// off past MaxSize plus room for history, the pack is spooled to disk and
+// its object headers are checked (no object, and no delta's result, over
+// MaxSize; not too much in all; not too many objects) before go-git, which
+// holds each object whole in memory, indexes it; the tree is walked and
+// every entry (directories and submodules too) counted against MaxFiles
+// before anything is written. Every HTTP answer is read only up to a cap.
+//
+// A published checkout is synced to disk before it becomes current, and its
+// content digest is recorded next to it; a restarted source serves it again
+// only if the digest still matches, and fetches it again otherwise.
+//
 // git is spoken by go-git (github.com/go-git/go-git/v5) at the transport
 // level, per call: no global protocol registry is touched, so sources with
 // different CAs, credentials and counters run side by side. HTTPS uses
@@ -21,7 +33,8 @@
 // Redact and every error is scrubbed of the secret values in use.
 //
 // A Local source follows a plain folder for development: its revision is a
-// hash of the content, and Watch raises debounced triggers on changes.
+// hash of the content, published only when two reads of the folder agree,
+// and Watch raises debounced triggers on changes.
 //
 // The pure cores (ParseRef, ref resolution, semver selection, revision
 // formatting, URL redaction, the debouncer) are separate functions with

@@ -57,7 +57,8 @@ type gitMeta struct {
 
 // NewGit validates the options (URL, scheme, ref, auth settings, that
 // credential files exist) and prepares Dir. It does not contact the remote.
-// If Dir already holds a checkout of the same URL and ref, it becomes the
+// If Dir already holds a checkout of the same URL and ref, and its content
+// still matches the digest recorded when it was published, it becomes the
 // current artifact, so a restart does not refetch an unchanged ref.
 func NewGit(opts GitOptions) (*Git, error) {
 	opts, ep, err := validateGit(opts)
@@ -72,9 +73,15 @@ func NewGit(opts GitOptions) (*Git, error) {
 	g.log = opts.Logger.With("url", ep.display, "ref", opts.Ref.String())
 	var meta gitMeta
 	if pub.readMeta(&meta) && meta.URL == ep.display && meta.Ref == opts.Ref.String() && meta.Revision != "" {
-		g.object, g.name = meta.Object, meta.Name
-		g.current.Store(&Artifact{Revision: meta.Revision, Dir: pub.dir(pub.current), Commit: meta.Commit})
-		g.log.Debug("resuming from published checkout", "revision", meta.Revision)
+		// A checkout that does not hold what was published (a power
+		// loss emptied a file) is fetched again, never served.
+		if err := pub.verify(context.Background()); err != nil {
+			g.log.Warn("not resuming from the published checkout; fetching again", "revision", meta.Revision, "error", err.Error())
+		} else {
+			g.object, g.name = meta.Object, meta.Name
+			g.current.Store(&Artifact{Revision: meta.Revision, Dir: pub.dir(pub.current), Commit: meta.Commit})
+			g.log.Debug("resuming from published checkout", "revision", meta.Revision)
+		}
 	}
 	if ep.scheme == "http" && (ep.user != "" || opts.Auth.PasswordFile != "" || opts.Auth.PasswordEnv != "" ||
 		opts.Auth.BearerTokenFile != "" || opts.Auth.BearerTokenEnv != "") {
@@ -102,8 +109,9 @@ func (g *Git) Fetch(ctx context.Context) (*Artifact, error) {
 	defer cancel()
 	var sc scrubber
 	sc.add(g.ep.pass)
-	if g.ep.scheme != "ssh" {
+	if g.ep.scheme != "ssh" && (g.ep.user != "" || g.ep.pass != "") {
 		sc.add(g.ep.user) // "https://TOKEN@host" puts a token there
+		sc.addBasic(g.ep.user, g.ep.pass)
 	}
 	start := time.Now()
 	art, err := g.fetch(ctx, &sc)
@@ -122,7 +130,10 @@ func (g *Git) Fetch(ctx context.Context) (*Artifact, error) {
 func (g *Git) fetch(ctx context.Context, sc *scrubber) (*Artifact, error) {
 	cur := g.current.Load()
 	if cur != nil && !dirExists(cur.Dir) {
+		// Nothing is served from a directory that is gone: Current and
+		// errors must not name it.
 		g.log.Warn("published checkout disappeared; fetching again", "dir", cur.Dir)
+		g.current.Store(nil)
 		cur, g.object, g.name = nil, "", ""
 	}
 	if g.opts.Ref.Commit != "" && cur != nil {
@@ -171,6 +182,8 @@ type connection struct {
 	authDesc string
 	trace    *httpTrace
 	hostKeys *hostKeyCheck
+	// over records an answer refused for its size.
+	over *overLimit
 }
 
 // session is one conversation with a remote: a ref listing, then at most
@@ -205,6 +218,9 @@ func (g *Git) remoteError(ctx context.Context, conn *connection, what string, er
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", where, ctx.Err())
+	}
+	if over := conn.over.get(); over != nil {
+		return fmt.Errorf("%s: %w", where, over)
 	}
 	if conn.hostKeys != nil {
 		if refused := conn.hostKeys.refusal(); refused != nil {
@@ -255,23 +271,23 @@ func (g *Git) connect(sc *scrubber) (*connection, error) {
 	if g.ep.scheme == "ssh" {
 		return g.connectSSH(sc)
 	}
-	conn := &connection{}
+	conn := &connection{over: &overLimit{}}
 	var auth githttp.AuthMethod
 	switch {
 	case a.PasswordFile != "" || a.PasswordEnv != "":
-		pass, err := readSecret("password", a.PasswordFile, a.PasswordEnv, g.opts.Getenv)
+		pass, err := readSecret("password", "Password", a.PasswordFile, a.PasswordEnv, g.opts.Getenv)
 		if err != nil {
 			return nil, err
 		}
-		sc.add(pass)
+		sc.addBasic(a.Username, pass)
 		auth = &githttp.BasicAuth{Username: a.Username, Password: pass}
 		conn.authDesc = fmt.Sprintf("password for user %q", a.Username)
 	case a.BearerTokenFile != "" || a.BearerTokenEnv != "":
-		tok, err := readSecret("bearer token", a.BearerTokenFile, a.BearerTokenEnv, g.opts.Getenv)
+		tok, err := readSecret("bearer token", "BearerToken", a.BearerTokenFile, a.BearerTokenEnv, g.opts.Getenv)
 		if err != nil {
 			return nil, err
 		}
-		sc.add(tok)
+		sc.addBearer(tok)
 		auth = &githttp.TokenAuth{Token: tok}
 		conn.authDesc = "bearer token"
 	case g.ep.user != "":
@@ -291,7 +307,7 @@ func (g *Git) connect(sc *scrubber) (*connection, error) {
 		return nil, err
 	}
 	conn.open = func(ctx context.Context) (session, error) {
-		trace := &httpTrace{}
+		trace := &httpTrace{answerLimit: g.answerLimit(), over: conn.over}
 		conn.trace = trace
 		s, err := newHTTPSession(client, g.ep, auth)
 		if err != nil {
@@ -322,27 +338,27 @@ func (g *Git) connectSSH(sc *scrubber) (*connection, error) {
 	a := g.opts.Auth
 	keyPEM, err := os.ReadFile(a.SSHKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("reading SSH key file: %w", err)
+		return nil, fmt.Errorf("reading the SSH key file (Auth.SSHKeyFile): %w", withoutPath(err))
 	}
 	var signer ssh.Signer
 	if a.SSHPassphraseFile != "" {
-		pass, err := readSecret("SSH key passphrase", a.SSHPassphraseFile, "", g.opts.Getenv)
+		pass, err := readSecret("SSH key passphrase", "SSHPassphrase", a.SSHPassphraseFile, "", g.opts.Getenv)
 		if err != nil {
 			return nil, err
 		}
 		sc.add(pass)
 		signer, err = ssh.ParsePrivateKeyWithPassphrase(keyPEM, []byte(pass))
 		if err != nil {
-			return nil, fmt.Errorf("SSH key file %s: %w", a.SSHKeyFile, err)
+			return nil, fmt.Errorf("the SSH key file (Auth.SSHKeyFile): %w", err)
 		}
 	} else {
 		signer, err = ssh.ParsePrivateKey(keyPEM)
 		var missing *ssh.PassphraseMissingError
 		if errors.As(err, &missing) {
-			return nil, fmt.Errorf("SSH key file %s is encrypted and no passphrase file is configured", a.SSHKeyFile)
+			return nil, errors.New("the SSH key file (Auth.SSHKeyFile) is encrypted and no passphrase file is configured")
 		}
 		if err != nil {
-			return nil, fmt.Errorf("SSH key file %s: %w", a.SSHKeyFile, err)
+			return nil, fmt.Errorf("the SSH key file (Auth.SSHKeyFile): %w", err)
 		}
 	}
 	user := g.ep.user
@@ -353,7 +369,7 @@ func (g *Git) connectSSH(sc *scrubber) (*connection, error) {
 		User: user,
 		Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
 	}
-	conn := &connection{authDesc: fmt.Sprintf("SSH key %s (%s) for user %q", ssh.FingerprintSHA256(signer.PublicKey()), a.SSHKeyFile, user)}
+	conn := &connection{authDesc: fmt.Sprintf("SSH key %s for user %q", ssh.FingerprintSHA256(signer.PublicKey()), user), over: &overLimit{}}
 	if a.InsecureIgnoreHostKey {
 		g.log.Warn("SSH host key checking is disabled (InsecureIgnoreHostKey): anyone on the network path can impersonate the server")
 		cfg.HostKeyCallback = ssh.InsecureIgnoreHostKey()
@@ -367,29 +383,30 @@ func (g *Git) connectSSH(sc *scrubber) (*connection, error) {
 		cfg.HostKeyAlgorithms = algos
 	}
 	conn.open = func(ctx context.Context) (session, error) {
-		return dialSSH(ctx, g.ep, cfg)
+		return dialSSH(ctx, g.ep, cfg, g.answerLimit(), conn.over)
 	}
 	return conn, nil
 }
 
 // readSecret reads a secret from a file (trailing newlines dropped) or an
-// environment variable. Its errors name the file or variable, never the
-// value.
-func readSecret(what, file, env string, getenv func(string) string) (string, error) {
+// environment variable; field is the Auth field name without "File" or
+// "Env". Its errors name the field, never the file, the variable or the
+// value: a secret pasted into the field by mistake would show.
+func readSecret(what, field, file, env string, getenv func(string) string) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("reading %s file: %w", what, err)
+			return "", fmt.Errorf("reading the %s file (Auth.%sFile): %w", what, field, withoutPath(err))
 		}
 		v := strings.TrimRight(string(b), "\r\n")
 		if v == "" {
-			return "", fmt.Errorf("%s file %s is empty", what, file)
+			return "", fmt.Errorf("the %s file (Auth.%sFile) is empty", what, field)
 		}
 		return v, nil
 	}
 	v := getenv(env)
 	if v == "" {
-		return "", fmt.Errorf("%s variable %s is unset or empty", what, env)
+		return "", fmt.Errorf("the %s variable (Auth.%sEnv) is unset or empty", what, field)
 	}
 	return v, nil
 }
@@ -411,7 +428,7 @@ func (g *Git) rename(cur *Artifact, t target) (*Artifact, error) {
 	art := *cur
 	art.Revision = FormatRevision(t.Name, cur.Commit.Hash)
 	meta := gitMeta{URL: g.ep.display, Ref: g.opts.Ref.String(), Object: t.Object, Name: t.Name, Revision: art.Revision, Commit: art.Commit}
-	if err := g.pub.writeMeta(g.pub.current, meta); err != nil {
+	if err := g.pub.rewriteMeta(meta); err != nil {
 		return nil, err
 	}
 	g.object, g.name = t.Object, t.Name
@@ -434,7 +451,7 @@ func (g *Git) fetchAndPublish(ctx context.Context, conn *connection, sess sessio
 
 	want := plumbing.NewHash(t.Object)
 	g.stats.fetches.Add(1)
-	err = g.fetchPack(ctx, sess, adv, []plumbing.Hash{want}, 1, st)
+	err = g.fetchPack(ctx, sess, adv, []plumbing.Hash{want}, 1, st, scratch)
 	if err != nil && t.RefName == "" && strings.Contains(err.Error(), "not our ref") {
 		// A protocol v0/v1 server over SSH only hands out advertised tips
 		// (unless uploadpack.allowReachableSHA1InWant is set; over HTTP
@@ -460,7 +477,7 @@ func (g *Git) fetchAndPublish(ctx context.Context, conn *connection, sess sessio
 		}
 		g.stats.fetches.Add(1)
 		g.stats.fallbackFetches.Add(1)
-		if err = g.fetchPack(ctx, sess2, adv2, wants, 0, st); err != nil {
+		if err = g.fetchPack(ctx, sess2, adv2, wants, 0, st, scratch); err != nil {
 			err = fmt.Errorf("commit %s is no branch or tag tip and the server only sends tips, so all history was fetched to find it: %w", t.Object, err)
 		}
 	}
@@ -483,21 +500,22 @@ func (g *Git) fetchAndPublish(ctx context.Context, conn *connection, sess sessio
 		return nil, fmt.Errorf("reading the tree of %s: %w", commit.Hash, err)
 	}
 	revision := FormatRevision(t.Name, commit.Hash.String())
-	entries, err := measureTree(ctx, st, tree, limits{maxSize: g.opts.MaxSize, maxFiles: g.opts.MaxFiles})
-	if err != nil {
+	// Measure first: a tree over the limits writes nothing.
+	if _, err := measureTree(ctx, st, tree, g.limits()); err != nil {
 		return nil, g.checkoutError(ctx, revision, err)
 	}
 	staged, err := g.pub.stage()
 	if err != nil {
 		return nil, err
 	}
-	if err := writeTree(ctx, st, entries, staged); err != nil {
+	written, err := writeTree(ctx, st, tree, g.limits(), staged)
+	if err != nil {
 		_ = os.RemoveAll(staged)
 		return nil, g.checkoutError(ctx, revision, err)
 	}
 	info := commitInfo(commit)
 	meta := gitMeta{URL: g.ep.display, Ref: g.opts.Ref.String(), Object: t.Object, Name: t.Name, Revision: revision, Commit: info}
-	dir, err := g.pub.publish(staged, commit.Hash.String()[:12], meta)
+	dir, err := g.pub.publish(ctx, staged, commit.Hash.String()[:12], meta)
 	if err != nil {
 		_ = os.RemoveAll(staged)
 		return nil, err
@@ -506,7 +524,7 @@ func (g *Git) fetchAndPublish(ctx context.Context, conn *connection, sess sessio
 	g.object, g.name = t.Object, t.Name
 	g.current.Store(art)
 	g.stats.published.Add(1)
-	g.log.Info("published", "revision", revision, "dir", dir, "files", len(entries))
+	g.log.Info("published", "revision", revision, "dir", dir, "entries", written.entries, "bytes", written.size)
 	return art, nil
 }
 
@@ -518,6 +536,9 @@ func (g *Git) checkoutError(ctx context.Context, revision string, err error) err
 }
 
 func (g *Git) transferError(ctx context.Context, conn *connection, err error) error {
+	if over := conn.over.get(); over != nil {
+		return fmt.Errorf("transferring: %w", over)
+	}
 	if errors.Is(err, ErrTooLarge) {
 		return fmt.Errorf("transferring: %w", err)
 	}
@@ -525,12 +546,29 @@ func (g *Git) transferError(ctx context.Context, conn *connection, err error) er
 }
 
 // wireLimit is the most pack bytes one transfer may bring: MaxSize plus
-// room for commits and trees.
-func (g *Git) wireLimit() int64 { return g.opts.MaxSize + g.opts.MaxSize/4 + 1<<20 }
+// room for commits and trees (a quarter, plus 1 MiB). It saturates rather
+// than overflows.
+func (g *Git) wireLimit() int64 {
+	return addSat(addSat(g.opts.MaxSize, g.opts.MaxSize/4), 1<<20)
+}
 
-// fetchPack asks for wants (at depth, 0 for full history) and stores the
-// pack, counting bytes and objects and stopping at wireLimit.
-func (g *Git) fetchPack(ctx context.Context, sess session, adv *packp.AdvRefs, wants []plumbing.Hash, depth int, st *filesystem.Storage) error {
+// answerLimit caps the server's whole answer to a fetch: the wire limit
+// plus room for side-band framing, progress and acknowledgements.
+func (g *Git) answerLimit() int64 {
+	w := g.wireLimit()
+	return addSat(w, w/64+1<<20)
+}
+
+// limits are the checkout limits of this source.
+func (g *Git) limits() limits {
+	return limits{maxSize: g.opts.MaxSize, maxFiles: g.opts.MaxFiles}
+}
+
+// fetchPack asks for wants (at depth, 0 for full history), spools the pack
+// into a file in spoolDir (counting bytes and objects and stopping at
+// wireLimit), checks it with checkPack and only then lets go-git index it
+// into st.
+func (g *Git) fetchPack(ctx context.Context, sess session, adv *packp.AdvRefs, wants []plumbing.Hash, depth int, st *filesystem.Storage, spoolDir string) error {
 	req := packp.NewUploadPackRequestFromCapabilities(adv.Capabilities)
 	req.Wants = wants
 	if depth > 0 && adv.Capabilities.Supports(capability.Shallow) {
@@ -557,7 +595,7 @@ func (g *Git) fetchPack(ctx context.Context, sess session, adv *packp.AdvRefs, w
 		r = sideband.NewDemuxer(sideband.Sideband, res)
 	}
 	pr := &packReader{r: r, limit: g.wireLimit()}
-	err = packfile.UpdateObjectStorage(st, pr)
+	f, err := spoolPack(spoolDir, pr)
 	g.stats.fetchedBytes.Add(pr.n)
 	g.stats.fetchedObjects.Add(int64(pr.objects))
 	if pr.over {
@@ -566,6 +604,19 @@ func (g *Git) fetchPack(ctx context.Context, sess session, adv *packp.AdvRefs, w
 	}
 	if err != nil {
 		return err
+	}
+	defer func() {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+	}()
+	if err := checkPack(ctx, f, packLimitsFor(g.limits())); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("reading the spooled pack: %w", err)
+	}
+	if err := packfile.UpdateObjectStorage(st, f); err != nil {
+		return fmt.Errorf("indexing the pack: %w", err)
 	}
 	g.log.Debug("fetched pack", "bytes", pr.n, "objects", pr.objects, "depth", depth)
 	return nil

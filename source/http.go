@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
@@ -63,7 +64,7 @@ func (h *httpClients) get(caPEM []byte, caFile string, getenv func(string) strin
 		h.tr.CloseIdleConnections()
 	}
 	h.key, h.tr = key, tr
-	h.client = &http.Client{Transport: limitRefListing{tr}}
+	h.client = &http.Client{Transport: cappedTransport{tr}}
 	return h.client, nil
 }
 
@@ -76,53 +77,130 @@ func firstEnv(getenv func(string) string, names ...string) string {
 	return ""
 }
 
-// limitRefListing refuses ref advertisements over maxRefAdvertisement
-// bytes (pack transfers are capped where they are read), and records what
-// the server answered in the request context's httpTrace, since go-git's
-// errors do not unwrap to the status code.
-type limitRefListing struct{ base http.RoundTripper }
+// cappedTransport caps every response body (go-git reads some of them
+// whole: an error answer into its error message, a ref listing into
+// maps), and records what the server answered in the request context's
+// httpTrace, since go-git's errors do not unwrap to the status code:
+//
+//   - an error answer (not 2xx) is cut off after maxErrorBody bytes, silently:
+//     its status is what matters;
+//   - a ref listing fails with ErrTooLarge past maxRefAdvertisement;
+//   - any other answer (the pack) fails with ErrTooLarge past the trace's
+//     answerLimit (the transfer allowance plus room for framing).
+type cappedTransport struct{ base http.RoundTripper }
 
-func (l limitRefListing) RoundTrip(r *http.Request) (*http.Response, error) {
+func (l cappedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	res, err := l.base.RoundTrip(r)
 	if err != nil {
 		return res, err
 	}
-	if t, ok := r.Context().Value(httpTraceKey{}).(*httpTrace); ok {
+	t, _ := r.Context().Value(httpTraceKey{}).(*httpTrace)
+	if t != nil {
 		t.status = res.StatusCode
 		t.contentType = res.Header.Get("Content-Type")
 	}
-	if strings.HasSuffix(r.URL.Path, "/info/refs") {
-		res.Body = &cappedBody{rc: res.Body, left: maxRefAdvertisement}
+	var over *overLimit
+	answerLimit := int64(maxRefAdvertisement)
+	if t != nil {
+		over = t.over
+		if t.answerLimit > 0 {
+			answerLimit = t.answerLimit
+		}
+	}
+	switch {
+	case res.StatusCode < 200 || res.StatusCode > 299:
+		res.Body = &cappedReader{r: res.Body, c: res.Body, left: maxErrorBody, truncate: true}
+	case strings.HasSuffix(r.URL.Path, "/info/refs"):
+		res.Body = &cappedReader{r: res.Body, c: res.Body, left: maxRefAdvertisement, over: over,
+			tooLarge: fmt.Errorf("%w: the ref listing is larger than %s (the remote advertises too many refs)", ErrTooLarge, formatBytes(maxRefAdvertisement))}
+	default:
+		res.Body = &cappedReader{r: res.Body, c: res.Body, left: answerLimit, over: over,
+			tooLarge: fmt.Errorf("%w: the server's answer passed %s (the transfer allowance plus room for framing)", ErrTooLarge, formatBytes(answerLimit))}
 	}
 	return res, nil
 }
 
-// httpTrace is what the last HTTP response of a call looked like.
+// httpTrace is what the last HTTP response of a call looked like, and
+// what its answers may be.
 type httpTrace struct {
 	status      int
 	contentType string
+	// answerLimit caps a pack answer (0: maxRefAdvertisement).
+	answerLimit int64
+	// over records a cap that was hit.
+	over *overLimit
 }
 
 type httpTraceKey struct{}
 
-type cappedBody struct {
-	rc   io.ReadCloser
-	left int64
+// overLimit remembers the first answer refused for its size, so that the
+// error says so even when a decoder wrapped the read error beyond
+// recognition. Safe for concurrent use; a nil *overLimit records nothing.
+type overLimit struct {
+	mu  sync.Mutex
+	err error
 }
 
-func (c *cappedBody) Read(p []byte) (int, error) {
+func (o *overLimit) set(err error) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err == nil {
+		o.err = err
+	}
+}
+
+func (o *overLimit) get() error {
+	if o == nil {
+		return nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
+}
+
+// cappedReader passes at most left bytes of r. Past that it fails with
+// tooLarge (recorded in over), or with truncate set it ends the stream.
+type cappedReader struct {
+	r        io.Reader
+	c        io.Closer // closed by Close, if set
+	left     int64
+	truncate bool
+	tooLarge error
+	over     *overLimit
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
 	if c.left <= 0 {
-		return 0, fmt.Errorf("%w: ref listing larger than %s", ErrTooLarge, formatBytes(maxRefAdvertisement))
+		if c.truncate {
+			return 0, io.EOF
+		}
+		// One byte more tells a stream that ends exactly at the cap
+		// from one that goes on.
+		var one [1]byte
+		n, err := c.r.Read(one[:])
+		if n == 0 {
+			return 0, err
+		}
+		c.over.set(c.tooLarge)
+		return 0, c.tooLarge
 	}
 	if int64(len(p)) > c.left {
 		p = p[:c.left]
 	}
-	n, err := c.rc.Read(p)
+	n, err := c.r.Read(p)
 	c.left -= int64(n)
 	return n, err
 }
 
-func (c *cappedBody) Close() error { return c.rc.Close() }
+func (c *cappedReader) Close() error {
+	if c.c == nil {
+		return nil
+	}
+	return c.c.Close()
+}
 
 // httpSession is go-git's smart HTTP client, used per call (no global
 // protocol registry).

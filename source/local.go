@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -49,22 +48,30 @@ type LocalOptions struct {
 // symlinks, never followed).
 type Local struct {
 	opts    LocalOptions
-	path    string // absolute
-	skip    string // absolute Dir, skipped when inside path
+	path    string // absolute, symlinks not resolved (they are per Fetch)
 	log     *slog.Logger
 	pub     *publisher
 	current atomic.Pointer[Artifact]
 	// triggers counts triggers raised by Watch (sent or coalesced).
 	triggers atomic.Int64
 	mu       sync.Mutex // serializes Fetch
+	// betweenReads, when set (by tests), runs between the two reads of
+	// the folder that a Fetch compares.
+	betweenReads func()
 }
+
+// localReads is how many times Fetch reads a folder that keeps changing
+// before it gives up.
+const localReads = 3
 
 type localMeta struct {
 	Path     string `json:"path"`
 	Revision string `json:"revision"`
 }
 
-// NewLocal checks that Path is a folder and prepares Dir.
+// NewLocal checks that Path is a folder and prepares Dir. A checkout that
+// Dir already holds for Path is resumed if its content still matches what
+// was published.
 func NewLocal(opts LocalOptions) (*Local, error) {
 	if opts.Path == "" {
 		return nil, errors.New("local source: no folder (LocalOptions.Path) given")
@@ -86,6 +93,9 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = DefaultMaxSize
 	}
+	if opts.MaxSize > MaxSizeLimit {
+		return nil, fmt.Errorf("local source %s: MaxSize %s is over the limit of %s", path, formatBytes(opts.MaxSize), formatBytes(MaxSizeLimit))
+	}
 	if opts.MaxFiles <= 0 {
 		opts.MaxFiles = DefaultMaxFiles
 	}
@@ -99,10 +109,14 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local source %s: %w", path, err)
 	}
-	l := &Local{opts: opts, path: path, skip: pub.root, pub: pub, log: opts.Logger.With("path", path)}
+	l := &Local{opts: opts, path: path, pub: pub, log: opts.Logger.With("path", path)}
 	var meta localMeta
 	if pub.readMeta(&meta) && meta.Path == path && meta.Revision != "" {
-		l.current.Store(&Artifact{Revision: meta.Revision, Dir: pub.dir(pub.current)})
+		if err := pub.verify(context.Background()); err != nil {
+			l.log.Warn("not resuming from the published checkout; copying again", "revision", meta.Revision, "error", err.Error())
+		} else {
+			l.current.Store(&Artifact{Revision: meta.Revision, Dir: pub.dir(pub.current)})
+		}
 	}
 	return l, nil
 }
@@ -111,45 +125,88 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 // successful Fetch.
 func (l *Local) Current() *Artifact { return l.current.Load() }
 
+// roots returns the folder and the work root with symlinks resolved: the
+// walk does not follow symlinks, so it must start in the real folder (a
+// Path that is a symlink would otherwise look empty), and it recognizes
+// the work root by its real path.
+func (l *Local) roots() (src, skip string, err error) {
+	if src, err = filepath.EvalSymlinks(l.path); err != nil {
+		return "", "", err
+	}
+	if skip, err = filepath.EvalSymlinks(l.pub.root); err != nil {
+		return "", "", err
+	}
+	return src, skip, nil
+}
+
 // Fetch hashes the folder; if the content changed since the last Fetch it
-// copies it into a fresh directory and publishes it. On error nothing is
-// published and Current is unchanged.
+// copies it into a fresh directory, hashing the copy, and publishes it
+// only if both reads agree, so that a folder caught in the middle of an
+// edit is not published: it is read again, up to three times, a Debounce
+// apart. On error nothing is published and Current is unchanged.
 func (l *Local) Fetch(ctx context.Context) (*Artifact, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lim := limits{maxSize: l.opts.MaxSize, maxFiles: l.opts.MaxFiles}
-	rev, _, err := l.snapshot(ctx, "", lim)
-	if err != nil {
-		return nil, fmt.Errorf("reading local folder %s: %w", l.path, err)
-	}
-	if cur := l.current.Load(); cur != nil && cur.Revision == rev && dirExists(cur.Dir) {
-		return cur, nil
-	}
-	staged, err := l.pub.stage()
-	if err != nil {
-		return nil, err
-	}
-	// The copy is hashed again: if the folder changed in between, the
-	// revision describes what was copied.
-	rev, files, err := l.snapshot(ctx, staged, lim)
-	if err != nil {
+	for read := 1; ; read++ {
+		src, skip, err := l.roots()
+		if err != nil {
+			return nil, fmt.Errorf("reading local folder %s: %w", l.path, err)
+		}
+		rev, _, err := l.snapshot(ctx, src, skip, "", lim)
+		if err != nil {
+			return nil, fmt.Errorf("reading local folder %s: %w", l.path, err)
+		}
+		cur := l.current.Load()
+		if cur != nil && !dirExists(cur.Dir) {
+			l.log.Warn("published checkout disappeared; copying again", "dir", cur.Dir)
+			l.current.Store(nil)
+			cur = nil
+		}
+		if cur != nil && cur.Revision == rev {
+			return cur, nil
+		}
+		if l.betweenReads != nil {
+			l.betweenReads()
+		}
+		staged, err := l.pub.stage()
+		if err != nil {
+			return nil, err
+		}
+		copied, entries, err := l.snapshot(ctx, src, skip, staged, lim)
+		if err != nil {
+			_ = os.RemoveAll(staged)
+			return nil, fmt.Errorf("copying local folder %s: %w", l.path, err)
+		}
+		if copied == rev {
+			dir, err := l.pub.publish(ctx, staged, strings.TrimPrefix(rev, "sha256:")[:12], localMeta{Path: l.path, Revision: rev})
+			if err != nil {
+				_ = os.RemoveAll(staged)
+				return nil, err
+			}
+			art := &Artifact{Revision: rev, Dir: dir}
+			l.current.Store(art)
+			l.log.Info("published", "revision", rev, "dir", dir, "entries", entries)
+			return art, nil
+		}
 		_ = os.RemoveAll(staged)
-		return nil, fmt.Errorf("copying local folder %s: %w", l.path, err)
+		if read == localReads {
+			return nil, fmt.Errorf("reading local folder %s: it changed while it was being copied, %d times in a row; nothing was published (the next change or poll tries again)", l.path, localReads)
+		}
+		l.log.Debug("folder changed while it was being copied; reading it again", "read", read)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("reading local folder %s: %w", l.path, ctx.Err())
+		case <-time.After(l.opts.Debounce):
+		}
 	}
-	dir, err := l.pub.publish(staged, strings.TrimPrefix(rev, "sha256:")[:12], localMeta{Path: l.path, Revision: rev})
-	if err != nil {
-		_ = os.RemoveAll(staged)
-		return nil, err
-	}
-	art := &Artifact{Revision: rev, Dir: dir}
-	l.current.Store(art)
-	l.log.Info("published", "revision", rev, "dir", dir, "files", files)
-	return art, nil
 }
 
-// snapshot walks the folder (lexical order, symlinks not followed),
-// hashes it and, when dst is set, copies it there.
-func (l *Local) snapshot(ctx context.Context, dst string, lim limits) (string, int, error) {
+// snapshot walks the folder src (lexical order, symlinks not followed,
+// skipping .git folders and skip), hashes it and, when dst is set, copies
+// it there. Every entry, directories included, counts against
+// lim.maxFiles. It returns the revision and the number of entries.
+func (l *Local) snapshot(ctx context.Context, src, skip, dst string, lim limits) (string, int, error) {
 	var root *os.Root
 	if dst != "" {
 		r, err := os.OpenRoot(dst)
@@ -159,36 +216,34 @@ func (l *Local) snapshot(ctx context.Context, dst string, lim limits) (string, i
 		defer r.Close()
 		root = r
 	}
-	h := sha256.New()
-	files := 0
+	c := newContentHash()
+	entries := 0
 	var size int64
-	record := func(kind, rel string, sum []byte) {
-		h.Write([]byte(kind))
-		h.Write([]byte(rel))
-		h.Write([]byte{0})
-		h.Write(sum)
-	}
-	err := filepath.WalkDir(l.path, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if p == l.path {
+		if p == src {
 			return nil
 		}
-		if d.IsDir() && (d.Name() == ".git" || p == l.skip) {
+		if d.IsDir() && (d.Name() == ".git" || p == skip) {
 			return filepath.SkipDir
 		}
-		rel, err := filepath.Rel(l.path, p)
+		rel, err := filepath.Rel(src, p)
 		if err != nil {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
+		entries++
+		if err := checkLimits(entries, size, lim); err != nil {
+			return err
+		}
 		switch mode := d.Type(); {
 		case mode.IsDir():
-			record("d ", rel, nil)
+			c.add("d ", rel, nil)
 			if root != nil {
 				return root.Mkdir(rel, 0o755)
 			}
@@ -198,13 +253,12 @@ func (l *Local) snapshot(ctx context.Context, dst string, lim limits) (string, i
 			if err != nil {
 				return err
 			}
-			files++
 			size += int64(len(target))
-			if err := checkLimits(files, size, lim); err != nil {
+			if err := checkLimits(entries, size, lim); err != nil {
 				return err
 			}
 			sum := sha256.Sum256([]byte(target))
-			record("l ", rel, sum[:])
+			c.add("l ", rel, sum[:])
 			if root != nil {
 				return root.Symlink(target, rel)
 			}
@@ -214,20 +268,19 @@ func (l *Local) snapshot(ctx context.Context, dst string, lim limits) (string, i
 			if err != nil {
 				return err
 			}
-			files++
 			size += fi.Size()
-			if err := checkLimits(files, size, lim); err != nil {
+			if err := checkLimits(entries, size, lim); err != nil {
 				return err
 			}
-			kind, perm := "f ", os.FileMode(0o644)
-			if fi.Mode()&0o111 != 0 {
-				kind, perm = "x ", 0o755
+			kind, perm := fileKind(fi.Mode()), os.FileMode(0o644)
+			if kind == "x " {
+				perm = 0o755
 			}
 			sum, err := hashFile(p, root, rel, perm, lim.maxSize-(size-fi.Size()))
 			if err != nil {
 				return err
 			}
-			record(kind, rel, sum)
+			c.add(kind, rel, sum)
 			return nil
 		default:
 			return fmt.Errorf("%s: unsupported file type %s", p, mode)
@@ -236,12 +289,12 @@ func (l *Local) snapshot(ctx context.Context, dst string, lim limits) (string, i
 	if err != nil {
 		return "", 0, err
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), files, nil
+	return c.sum(), entries, nil
 }
 
-func checkLimits(files int, size int64, lim limits) error {
-	if files > lim.maxFiles {
-		return fmt.Errorf("%w: more than %d files (MaxFiles)", ErrTooLarge, lim.maxFiles)
+func checkLimits(entries int, size int64, lim limits) error {
+	if entries > lim.maxFiles {
+		return fmt.Errorf("%w: more than %d files and directories (MaxFiles)", ErrTooLarge, lim.maxFiles)
 	}
 	if size > lim.maxSize {
 		return fmt.Errorf("%w: more than %s of files (MaxSize)", ErrTooLarge, formatBytes(lim.maxSize))
@@ -289,12 +342,16 @@ func hashFile(p string, root *os.Root, rel string, perm os.FileMode, room int64)
 // coalesces a burst into one pending trigger. It returns nil when ctx is
 // done, or an error if the folder cannot be watched.
 func (l *Local) Watch(ctx context.Context, trigger chan<- struct{}) error {
+	src, skip, err := l.roots()
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", l.path, err)
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", l.path, err)
 	}
 	defer w.Close()
-	if err := l.watchTree(w, l.path); err != nil {
+	if err := watchTree(w, src, src, skip); err != nil {
 		return fmt.Errorf("watching %s: %w", l.path, err)
 	}
 	d := &debouncer{quiet: l.opts.Debounce, max: 10 * l.opts.Debounce}
@@ -310,12 +367,12 @@ func (l *Local) Watch(ctx context.Context, trigger chan<- struct{}) error {
 			if !ok {
 				return fmt.Errorf("watching %s: the watcher stopped", l.path)
 			}
-			if l.ignored(ev.Name) {
+			if ignored(ev.Name, src, skip) {
 				continue
 			}
 			if ev.Has(fsnotify.Create) {
 				if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
-					if err := l.watchTree(w, ev.Name); err != nil {
+					if err := watchTree(w, ev.Name, src, skip); err != nil {
 						l.log.Warn("cannot watch new folder", "folder", ev.Name, "error", err)
 					}
 				}
@@ -343,8 +400,9 @@ func (l *Local) Watch(ctx context.Context, trigger chan<- struct{}) error {
 	}
 }
 
-// watchTree adds dir and its sub-folders to the watcher.
-func (l *Local) watchTree(w *fsnotify.Watcher, dir string) error {
+// watchTree adds dir and its sub-folders to the watcher, skipping .git
+// folders and skip; src is the (resolved) folder followed.
+func watchTree(w *fsnotify.Watcher, dir, src, skip string) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -355,19 +413,20 @@ func (l *Local) watchTree(w *fsnotify.Watcher, dir string) error {
 		if !d.IsDir() {
 			return nil
 		}
-		if p != l.path && (d.Name() == ".git" || p == l.skip) {
+		if p != src && (d.Name() == ".git" || p == skip) {
 			return filepath.SkipDir
 		}
 		return w.Add(p)
 	})
 }
 
-// ignored reports events under Dir or a .git folder.
-func (l *Local) ignored(name string) bool {
-	if name == l.skip || strings.HasPrefix(name, l.skip+string(filepath.Separator)) {
+// ignored reports events under skip (the work root) or a .git folder of
+// src.
+func ignored(name, src, skip string) bool {
+	if name == skip || strings.HasPrefix(name, skip+string(filepath.Separator)) {
 		return true
 	}
-	rel, err := filepath.Rel(l.path, name)
+	rel, err := filepath.Rel(src, name)
 	if err != nil {
 		return false
 	}

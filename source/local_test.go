@@ -135,7 +135,7 @@ func TestLocalLimits(t *testing.T) {
 		want string
 	}{
 		{LocalOptions{Path: src, MaxSize: 9}, "more than 9 bytes of files (MaxSize)"},
-		{LocalOptions{Path: src, MaxFiles: 2}, "more than 2 files (MaxFiles)"},
+		{LocalOptions{Path: src, MaxFiles: 2}, "more than 2 files and directories (MaxFiles)"},
 	} {
 		l := newLocal(t, tc.opts)
 		_, err := l.Fetch(context.Background())
@@ -268,5 +268,109 @@ func waitWatching(t *testing.T, l *Local, src string, got *atomic.Int64) {
 	}
 	if err := os.Remove(probe); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// F14: symlinks are resolved before the folder is walked and before the
+// work root is looked for in it: a Path that is a symlink is followed to
+// its folder (the walk does not follow symlinks, so it would find an
+// empty folder), and a Dir inside Path named through a symlink is still
+// skipped (else each checkout would copy the ones before it).
+func TestLocalResolvesSymlinks(t *testing.T) {
+	real := t.TempDir()
+	writeFiles(t, real, map[string]string{"a.yaml": "a: 1\n"})
+	link := filepath.Join(t.TempDir(), "app")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l := newLocal(t, LocalOptions{Path: link})
+	art, err := l.Fetch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(art.Dir, "a.yaml")); err != nil || string(b) != "a: 1\n" {
+		t.Errorf("Path through a symlink: a.yaml = %q, %v", b, err)
+	}
+
+	l2 := newLocal(t, LocalOptions{Path: real, Dir: filepath.Join(link, ".tether")})
+	first, err := l2.Fetch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := listDir(first.Dir); len(got) != 1 || got[0] != "a.yaml" {
+		t.Errorf("Dir named through a symlink was copied: the checkout holds %v", got)
+	}
+	if again, err := l2.Fetch(ctx); err != nil || again != first {
+		t.Errorf("unchanged folder: %+v, %v; want the same artifact", again, err)
+	}
+}
+
+// F14: a folder that changes between the two reads of a Fetch (the hash,
+// then the copy) is read again, and published only once two reads agree;
+// one that keeps changing is not published at all.
+func TestLocalDoesNotPublishMidEdit(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"a.yaml": "v: 0\n", "b.yaml": "v: 0\n"})
+	ctx := context.Background()
+	l := newLocal(t, LocalOptions{Path: src, Debounce: time.Millisecond})
+	edits := 0
+	l.betweenReads = func() {
+		if edits < 2 {
+			edits++
+			writeFiles(t, src, map[string]string{"a.yaml": fmt.Sprintf("v: %d\n", edits)})
+		}
+	}
+	art, err := l.Fetch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, err := digestTree(ctx, art.Dir, nil)
+	if err != nil || digest != art.Revision {
+		t.Errorf("the checkout's digest is %s (%v), its revision %s", digest, err, art.Revision)
+	}
+	if b, _ := os.ReadFile(filepath.Join(art.Dir, "a.yaml")); string(b) != "v: 2\n" {
+		t.Errorf("a.yaml = %q, want the content after the edits", b)
+	}
+
+	restless := newLocal(t, LocalOptions{Path: src, Debounce: time.Millisecond})
+	restless.betweenReads = func() {
+		edits++
+		writeFiles(t, src, map[string]string{"b.yaml": fmt.Sprintf("v: %d\n", edits)})
+	}
+	if _, err := restless.Fetch(ctx); err == nil || !strings.Contains(err.Error(), "changed while it was being copied, 3 times in a row") {
+		t.Errorf("a folder that keeps changing: %v", err)
+	}
+	if restless.Current() != nil || len(listDir(filepath.Join(restless.pub.root, "checkouts"))) != 0 {
+		t.Errorf("published: %+v", restless.Current())
+	}
+}
+
+// F7: a restarted Local source resumes only a checkout that still holds
+// what was published.
+func TestLocalResumeChecksTheCheckout(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"a.yaml": "a: 1\n"})
+	dir := t.TempDir()
+	first, err := newLocal(t, LocalOptions{Path: src, Dir: dir}).Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur := newLocal(t, LocalOptions{Path: src, Dir: dir}).Current(); cur == nil || cur.Dir != first.Dir {
+		t.Fatalf("an intact checkout was not resumed: %+v", cur)
+	}
+	if err := os.Truncate(filepath.Join(first.Dir, "a.yaml"), 0); err != nil {
+		t.Fatal(err)
+	}
+	l := newLocal(t, LocalOptions{Path: src, Dir: dir})
+	if cur := l.Current(); cur != nil {
+		t.Errorf("a damaged checkout was resumed: %+v", cur)
+	}
+	art, err := l.Fetch(context.Background())
+	if err != nil || art.Dir == first.Dir || art.Revision != first.Revision {
+		t.Fatalf("after a damaged checkout: %+v, %v", art, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(art.Dir, "a.yaml")); string(b) != "a: 1\n" {
+		t.Errorf("a.yaml = %q", b)
 	}
 }

@@ -3,6 +3,7 @@ package source
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -16,15 +17,33 @@ import (
 const (
 	// DefaultTimeout bounds one Fetch.
 	DefaultTimeout = 60 * time.Second
-	// DefaultMaxSize caps the bytes of file content in one checkout.
-	DefaultMaxSize = 256 << 20
-	// DefaultMaxFiles caps the files and symlinks in one checkout.
+	// DefaultMaxSize caps the bytes of file content in one checkout, and
+	// of any one object in a fetched pack. 64 MiB is what the renderer
+	// reads at most by default (its MaxTotalSize), and it keeps a fetch
+	// within a 1 GiB pod: go-git holds each object of a pack whole in
+	// memory while it indexes the pack (a delta with its base and its
+	// result), so a fetch can use about three times MaxSize plus go-git's
+	// 96 MiB delta-base cache.
+	DefaultMaxSize = 64 << 20
+	// DefaultMaxFiles caps the entries in one checkout: files, symlinks,
+	// directories and submodules.
 	DefaultMaxFiles = 100_000
 )
 
+// MaxSizeLimit is the largest MaxSize accepted: a fetch may hold about
+// three times MaxSize in memory while go-git indexes the pack (see
+// DefaultMaxSize), and the transfer allowance is computed from it.
+const MaxSizeLimit = 4 << 30
+
 // maxRefAdvertisement caps the size of a ref listing; a remote that
-// advertises more is refused rather than buffered.
-const maxRefAdvertisement = 64 << 20
+// advertises more is refused rather than buffered. Its refs are decoded
+// into maps that take several times the listing's size; 16 MiB is about
+// 200,000 refs of 80 bytes.
+const maxRefAdvertisement = 16 << 20
+
+// maxErrorBody caps the part of an HTTP error answer that is read (go-git
+// puts it in its error message).
+const maxErrorBody = 64 << 10
 
 // GitOptions configure a Git source.
 type GitOptions struct {
@@ -45,12 +64,16 @@ type GitOptions struct {
 	// default DefaultTimeout.
 	Timeout time.Duration
 	// MaxSize caps the bytes of file content in a checkout (symlinks count
-	// their target's length); default DefaultMaxSize. The transfer itself
-	// is cut off at MaxSize plus a quarter plus 1 MiB (packs also hold
-	// commits and trees).
+	// their target's length) and of any one object in a fetched pack;
+	// default DefaultMaxSize, at most MaxSizeLimit. The transfer itself is
+	// cut off at MaxSize plus a quarter plus 1 MiB (packs also hold commits
+	// and trees), and before go-git reads a pack it is checked not to
+	// inflate to more than four times MaxSize plus 64 MiB in all. A fetch
+	// holds up to about three times MaxSize in memory (see DefaultMaxSize).
 	MaxSize int64
-	// MaxFiles caps the files and symlinks in a checkout; default
-	// DefaultMaxFiles.
+	// MaxFiles caps the entries in a checkout: files, symlinks,
+	// directories and submodules each count one; default DefaultMaxFiles.
+	// A fetched pack may hold at most twice MaxFiles plus 1024 objects.
 	MaxFiles int
 	// Getenv reads the environment variables named in Auth and the proxy
 	// variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY); nil means an empty
@@ -110,6 +133,38 @@ var (
 	scpLikeRE = regexp.MustCompile(`^(?:([^@/\s]+)@)?([^@:/\s]+):(.+)$`)
 )
 
+// URLInfo describes a repository URL that ValidateURL accepted.
+type URLInfo struct {
+	// Scheme is "https", "http" or "ssh" (an scp-like URL is "ssh").
+	Scheme string
+	// Credentials reports that an http(s) URL carries a user name or a
+	// password ("https://user:pass@host/..." or "https://token@host/...").
+	Credentials bool
+}
+
+// ValidateURL checks a repository URL as NewGit does, without contacting
+// anything: https://host/path, http://host/path, ssh://[user@]host[:port]/path
+// or scp-like [user@]host:path; no query or fragment, a port in range and
+// no password in an SSH URL. Its errors show the URL through Redact.
+func ValidateURL(raw string) (URLInfo, error) {
+	ep, err := parseURL(raw)
+	if err != nil {
+		return URLInfo{}, err
+	}
+	return URLInfo{Scheme: ep.scheme, Credentials: ep.scheme != "ssh" && (ep.user != "" || ep.pass != "")}, nil
+}
+
+// IsEnvName reports whether s can name an environment variable: letters,
+// digits and '_', not starting with a digit.
+func IsEnvName(s string) bool {
+	for i, c := range s {
+		if c != '_' && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // parseURL validates a repository URL. Its errors show the URL redacted.
 func parseURL(raw string) (endpoint, error) {
 	display := Redact(raw)
@@ -135,7 +190,7 @@ func parseURL(raw string) (endpoint, error) {
 		if u.Hostname() == "" {
 			return endpoint{}, fmt.Errorf("malformed repository URL %s: no host", display)
 		}
-		if u.Opaque != "" || u.RawQuery != "" || u.Fragment != "" {
+		if u.Opaque != "" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 			return endpoint{}, fmt.Errorf("malformed repository URL %s: queries and fragments are not supported", display)
 		}
 		port := 0
@@ -155,7 +210,7 @@ func parseURL(raw string) (endpoint, error) {
 			ep.pass, _ = u.User.Password()
 		}
 		if scheme == "ssh" && ep.pass != "" {
-			return endpoint{}, fmt.Errorf("repository URL %s: passwords in ssh URLs are not supported, use Auth.SSHKeyFile", display)
+			return endpoint{}, fmt.Errorf("repository URL %s: passwords in ssh URLs are not supported: authenticate with an SSH key", display)
 		}
 		clean := *u
 		clean.User = nil
@@ -167,14 +222,14 @@ func parseURL(raw string) (endpoint, error) {
 	}
 	if m := scpLikeRE.FindStringSubmatch(raw); m != nil {
 		if strings.Contains(m[1], ":") {
-			return endpoint{}, fmt.Errorf("repository URL %s: passwords in ssh URLs are not supported, use Auth.SSHKeyFile", display)
+			return endpoint{}, fmt.Errorf("repository URL %s: passwords in ssh URLs are not supported: authenticate with an SSH key", display)
 		}
 		return endpoint{scheme: "ssh", host: m[2], user: m[1], path: m[3], plain: raw, display: display}, nil
 	}
 	if strings.Contains(raw, "://") {
 		return endpoint{}, fmt.Errorf("malformed repository URL %s: bad scheme", display)
 	}
-	return endpoint{}, fmt.Errorf("malformed repository URL %s: want https://host/path, http://host/path, ssh://host/path or user@host:path", display)
+	return endpoint{}, fmt.Errorf("malformed repository URL %s: want https://host/path, http://host/path, ssh://[user@]host[:port]/path or [user@]host:path", display)
 }
 
 // hostPort is host:port with the scheme's default port filled in.
@@ -219,6 +274,9 @@ func validateGit(o GitOptions) (GitOptions, endpoint, error) {
 	if o.MaxSize <= 0 {
 		o.MaxSize = DefaultMaxSize
 	}
+	if o.MaxSize > MaxSizeLimit {
+		return o, ep, fmt.Errorf("MaxSize %s is over the limit of %s", formatBytes(o.MaxSize), formatBytes(MaxSizeLimit))
+	}
 	if o.MaxFiles <= 0 {
 		o.MaxFiles = DefaultMaxFiles
 	}
@@ -240,6 +298,13 @@ func validateGit(o GitOptions) (GitOptions, endpoint, error) {
 		both(a.BearerTokenFile, a.BearerTokenEnv, "bearer token"),
 	); err != nil {
 		return o, ep, err
+	}
+	// The values of secret fields are never shown: a secret pasted into
+	// the field by mistake would reach logs and status.
+	for _, f := range []struct{ field, v string }{{"PasswordEnv", a.PasswordEnv}, {"BearerTokenEnv", a.BearerTokenEnv}} {
+		if f.v != "" && !IsEnvName(f.v) {
+			return o, ep, fmt.Errorf("the value of Auth.%s is not a valid environment variable name (letters, digits and '_', not starting with a digit; the value is not shown in case it is a secret)", f.field)
+		}
 	}
 	hasPassword := a.PasswordFile != "" || a.PasswordEnv != ""
 	hasToken := a.BearerTokenFile != "" || a.BearerTokenEnv != ""
@@ -278,20 +343,37 @@ func validateGit(o GitOptions) (GitOptions, endpoint, error) {
 			return o, ep, fmt.Errorf("a CA file (Auth.CAFile) is set but %s is not an https URL", ep.display)
 		}
 	}
-	for _, f := range []struct{ what, path string }{
-		{"password file", a.PasswordFile},
-		{"bearer token file", a.BearerTokenFile},
-		{"CA file", a.CAFile},
-		{"SSH key file", a.SSHKeyFile},
-		{"SSH passphrase file", a.SSHPassphraseFile},
-		{"known_hosts file", a.KnownHostsFile},
+	for _, f := range []struct {
+		what, field, path string
+		secret            bool
+	}{
+		{"password file", "PasswordFile", a.PasswordFile, true},
+		{"bearer token file", "BearerTokenFile", a.BearerTokenFile, true},
+		{"CA file", "CAFile", a.CAFile, false},
+		{"SSH key file", "SSHKeyFile", a.SSHKeyFile, true},
+		{"SSH passphrase file", "SSHPassphraseFile", a.SSHPassphraseFile, true},
+		{"known_hosts file", "KnownHostsFile", a.KnownHostsFile, false},
 	} {
 		if f.path == "" {
 			continue
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			return o, ep, fmt.Errorf("%s: %w", f.what, err)
+			if f.secret {
+				err = withoutPath(err)
+			}
+			return o, ep, fmt.Errorf("%s (Auth.%s): %w", f.what, f.field, err)
 		}
 	}
 	return o, ep, nil
+}
+
+// withoutPath drops the path from a *fs.PathError, keeping the operation
+// and the cause: the path of a secret file may be the secret itself,
+// pasted into the wrong field.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
 }

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,13 +25,33 @@ import (
 // is atomic, so a reader of current sees the old tree or the new one, never
 // neither). The current and the previous checkout are kept; older ones are
 // removed. Callers serialize calls.
+//
+// Before the rename every file and directory of the checkout is synced to
+// disk, and so are the record and the renames, so that after a power loss
+// current never points at a checkout whose files did not reach the disk.
+// The record (checkouts/<name>.json) holds a digest of the checkout's
+// content; a restarted source checks it (verify) before it serves the
+// checkout again.
 type publisher struct {
 	root, checkouts, tmp, link string
 	// current and previous are names under checkouts ("" if none).
 	current, previous string
+	// digest is the recorded content digest of current.
+	digest string
 	// lastStamp keeps checkout names increasing even if the clock steps
 	// back.
 	lastStamp int64
+	// fsync makes a file or directory durable: (*os.File).Sync, which
+	// tests replace to see what was synced.
+	fsync func(*os.File) error
+}
+
+// record is what checkouts/<name>.json holds.
+type record struct {
+	// Digest is digestTree of the checkout when it was published.
+	Digest string `json:"digest"`
+	// Meta is the source's own description of the checkout.
+	Meta json.RawMessage `json:"meta"`
 }
 
 // openPublisher prepares root, empties its scratch space and reads which
@@ -45,6 +66,7 @@ func openPublisher(root string) (*publisher, error) {
 		checkouts: filepath.Join(abs, "checkouts"),
 		tmp:       filepath.Join(abs, "tmp"),
 		link:      filepath.Join(abs, "current"),
+		fsync:     (*os.File).Sync,
 	}
 	if err := os.MkdirAll(p.checkouts, 0o755); err != nil {
 		return nil, fmt.Errorf("creating work directory: %w", err)
@@ -93,11 +115,17 @@ func (p *publisher) scratch(prefix string) (string, error) {
 // dir is the absolute path of a checkout.
 func (p *publisher) dir(name string) string { return filepath.Join(p.checkouts, name) }
 
-// publish moves the staged checkout into place under a new name starting
-// with prefix, records meta next to it, makes it current and removes checkouts
-// older than the previous one. It returns the checkout's path. When it
-// fails, the current checkout is still current.
-func (p *publisher) publish(staged, prefix string, meta any) (string, error) {
+// publish makes the staged checkout durable (every file and directory
+// synced) while computing its digest, moves it into place under a new name
+// starting with prefix, records meta and the digest next to it, makes it
+// current and removes checkouts older than the previous one. It returns
+// the checkout's path. When it fails, the current checkout is still
+// current.
+func (p *publisher) publish(ctx context.Context, staged, prefix string, meta any) (string, error) {
+	digest, err := digestTree(ctx, staged, p.fsync)
+	if err != nil {
+		return "", fmt.Errorf("syncing the checkout to disk: %w", err)
+	}
 	// Names are never reused (a reader may still hold an old path), so
 	// they carry the publish time, not just the content's id.
 	stamp := max(time.Now().UnixNano(), p.lastStamp+1)
@@ -116,7 +144,11 @@ func (p *publisher) publish(staged, prefix string, meta any) (string, error) {
 	if err := os.Rename(staged, final); err != nil {
 		return "", fmt.Errorf("publishing checkout: %w", err)
 	}
-	if err := p.writeMeta(name, meta); err != nil {
+	if err := p.syncDir(p.checkouts); err != nil {
+		_ = os.RemoveAll(final)
+		return "", fmt.Errorf("publishing checkout: %w", err)
+	}
+	if err := p.writeRecord(name, digest, meta); err != nil {
 		_ = os.RemoveAll(final)
 		return "", err
 	}
@@ -128,8 +160,19 @@ func (p *publisher) publish(staged, prefix string, meta any) (string, error) {
 	if p.current != name {
 		p.previous, p.current = p.current, name
 	}
+	p.digest = digest
 	p.prune()
 	return final, nil
+}
+
+// syncDir makes the entries of a directory durable.
+func (p *publisher) syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return p.fsync(d)
 }
 
 // swap points root/current at checkouts/name with one rename(2).
@@ -144,16 +187,18 @@ func (p *publisher) swap(name string) error {
 		return fmt.Errorf("publishing checkout: %w", err)
 	}
 	// Make the rename durable; a failure here does not undo it.
-	if d, err := os.Open(p.root); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
+	_ = p.syncDir(p.root)
 	return nil
 }
 
-// writeMeta records meta as checkouts/<name>.json, atomically.
-func (p *publisher) writeMeta(name string, meta any) error {
-	b, err := json.MarshalIndent(meta, "", "  ")
+// writeRecord records meta and the checkout's digest as
+// checkouts/<name>.json, atomically and durably.
+func (p *publisher) writeRecord(name, digest string, meta any) error {
+	m, err := json.Marshal(meta)
+	if err != nil {
+		return fmt.Errorf("recording checkout metadata: %w", err)
+	}
+	b, err := json.MarshalIndent(record{Digest: digest, Meta: m}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("recording checkout metadata: %w", err)
 	}
@@ -162,8 +207,9 @@ func (p *publisher) writeMeta(name string, meta any) error {
 		return fmt.Errorf("recording checkout metadata: %w", err)
 	}
 	_, werr := f.Write(append(b, '\n'))
+	serr := p.fsync(f)
 	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
+	if err := errors.Join(werr, serr, cerr); err != nil {
 		_ = os.Remove(f.Name())
 		return fmt.Errorf("recording checkout metadata: %w", err)
 	}
@@ -171,11 +217,25 @@ func (p *publisher) writeMeta(name string, meta any) error {
 		_ = os.Remove(f.Name())
 		return fmt.Errorf("recording checkout metadata: %w", err)
 	}
+	if err := p.syncDir(p.checkouts); err != nil {
+		return fmt.Errorf("recording checkout metadata: %w", err)
+	}
 	return nil
 }
 
-// readMeta loads the metadata of the current checkout into meta; false if
-// there is none or it does not parse.
+// rewriteMeta replaces the recorded meta of the current checkout, keeping
+// its digest.
+func (p *publisher) rewriteMeta(meta any) error {
+	if p.current == "" {
+		return errors.New("recording checkout metadata: no current checkout")
+	}
+	return p.writeRecord(p.current, p.digest, meta)
+}
+
+// readMeta loads the recorded meta of the current checkout into meta;
+// false if there is none or it does not parse (a record written before
+// checkouts had digests does not). It does not look at the checkout: call
+// verify before serving it.
 func (p *publisher) readMeta(meta any) bool {
 	if p.current == "" {
 		return false
@@ -184,7 +244,35 @@ func (p *publisher) readMeta(meta any) bool {
 	if err != nil {
 		return false
 	}
-	return json.Unmarshal(b, meta) == nil
+	var rec record
+	if json.Unmarshal(b, &rec) != nil || rec.Digest == "" || len(rec.Meta) == 0 {
+		return false
+	}
+	if json.Unmarshal(rec.Meta, meta) != nil {
+		return false
+	}
+	p.digest = rec.Digest
+	return true
+}
+
+// verify checks that the current checkout still holds what was published:
+// its content digest must be the recorded one. A checkout that fails (a
+// file emptied by a power loss, or edited) is no longer current; the next
+// publish replaces it.
+func (p *publisher) verify(ctx context.Context) error {
+	if p.current == "" || p.digest == "" {
+		return errors.New("no recorded checkout")
+	}
+	got, err := digestTree(ctx, p.dir(p.current), nil)
+	if err == nil && got != p.digest {
+		err = fmt.Errorf("its content digest is %s, %s was recorded when it was published", got, p.digest)
+	}
+	if err != nil {
+		name := p.current
+		p.current, p.digest = "", "" // so the next publish prunes it
+		return fmt.Errorf("checkout %s does not hold what was published: %w", p.dir(name), err)
+	}
+	return nil
 }
 
 // prune removes every checkout but the current and the previous one.

@@ -1,7 +1,10 @@
 package source
 
 import (
+	"encoding/base64"
 	"errors"
+	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -52,11 +55,48 @@ type scrubber struct {
 	secrets []string
 }
 
-// add registers a secret; short values are ignored (replacing every "a" in
-// a message would destroy it without protecting anything).
+// add registers a secret, and its URL-escaped forms; short values are
+// ignored (replacing every "a" in a message would destroy it without
+// protecting anything).
 func (s *scrubber) add(secret string) {
-	if len(secret) >= 4 {
-		s.secrets = append(s.secrets, secret)
+	if len(secret) < 4 {
+		return
+	}
+	for _, v := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret)} {
+		if !slices.Contains(s.secrets, v) {
+			s.secrets = append(s.secrets, v)
+		}
+	}
+	// Longest first, so that a secret is never half replaced by a
+	// shorter one it contains.
+	slices.SortStableFunc(s.secrets, func(a, b string) int { return len(b) - len(a) })
+}
+
+// addBasic registers a basic auth password and the form it travels in:
+// base64("user:password"), as in "Authorization: Basic ...", which a
+// server can echo back. The user alone is not a secret, unless it is all
+// there is (a token in the URL's user part): then it is registered too.
+func (s *scrubber) addBasic(user, pass string) {
+	s.add(pass)
+	if pass == "" {
+		s.add(user)
+	}
+	cred := []byte(user + ":" + pass)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		s.add(enc.EncodeToString(cred))
+	}
+}
+
+// addBearer registers a bearer token and the header value it travels in,
+// "Bearer <token>".
+func (s *scrubber) addBearer(token string) {
+	if len(token) < 4 {
+		return
+	}
+	s.add("Bearer " + token)
+	s.add(token)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding} {
+		s.add(enc.EncodeToString([]byte(token)))
 	}
 }
 

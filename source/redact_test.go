@@ -1,8 +1,10 @@
 package source
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,8 +151,9 @@ func TestNewGitValidation(t *testing.T) {
 			Auth: Auth{Username: "u", PasswordFile: file, BearerTokenEnv: "T"}}, "choose one"},
 		{"URL credentials and Auth", GitOptions{URL: "https://u:p@h/x", Ref: main, Dir: dir, Auth: Auth{BearerTokenEnv: "T"}}, "https://***@h/x carries credentials"},
 		{"CA file on http", GitOptions{URL: "http://h/x", Ref: main, Dir: dir, Auth: Auth{CAFile: file}}, "not an https URL"},
-		{"missing password file", GitOptions{URL: "https://h/x", Ref: main, Dir: dir, Auth: Auth{Username: "u", PasswordFile: missing}}, "password file: stat " + missing},
-		{"missing known_hosts", GitOptions{URL: "ssh://h/x", Ref: main, Dir: dir, Auth: Auth{SSHKeyFile: file, KnownHostsFile: missing}}, "known_hosts file: stat " + missing},
+		{"missing password file", GitOptions{URL: "https://h/x", Ref: main, Dir: dir, Auth: Auth{Username: "u", PasswordFile: missing}}, "password file (Auth.PasswordFile): stat: no such file or directory"},
+		{"missing known_hosts", GitOptions{URL: "ssh://h/x", Ref: main, Dir: dir, Auth: Auth{SSHKeyFile: file, KnownHostsFile: missing}}, "known_hosts file (Auth.KnownHostsFile): stat " + missing},
+		{"MaxSize over the limit", GitOptions{URL: "https://h/x", Ref: main, Dir: dir, MaxSize: 1 << 62}, "MaxSize 4294967296 GiB is over the limit of 4 GiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, err := NewGit(tc.opts)
@@ -174,21 +177,121 @@ func TestReadSecret(t *testing.T) {
 	if err := os.WriteFile(file, []byte("s3cret\r\n\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := readSecret("password", file, "", nil); err != nil || v != "s3cret" {
+	if v, err := readSecret("password", "Password", file, "", nil); err != nil || v != "s3cret" {
 		t.Errorf("from a file: %q, %v", v, err)
 	}
 	env := func(k string) string { return map[string]string{"P": "from-env"}[k] }
-	if v, err := readSecret("password", "", "P", env); err != nil || v != "from-env" {
+	if v, err := readSecret("password", "Password", "", "P", env); err != nil || v != "from-env" {
 		t.Errorf("from a variable: %q, %v", v, err)
-	}
-	if _, err := readSecret("password", "", "UNSET", env); err == nil || !strings.Contains(err.Error(), "password variable UNSET is unset or empty") {
-		t.Errorf("unset variable: %v", err)
 	}
 	empty := filepath.Join(dir, "empty")
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readSecret("bearer token", empty, "", nil); err == nil || !strings.Contains(err.Error(), "bearer token file "+empty+" is empty") {
-		t.Errorf("empty file: %v", err)
+	// F10: errors name the field, never the variable or the file: either
+	// may be the secret itself, pasted into the wrong field.
+	for _, tc := range []struct {
+		file, env, want string
+	}{
+		{"", "hunter2-pasted-secret", "the password variable (Auth.PasswordEnv) is unset or empty"},
+		{empty, "", "the password file (Auth.PasswordFile) is empty"},
+		{"/hunter2-pasted-secret", "", "reading the password file (Auth.PasswordFile): open: no such file or directory"},
+	} {
+		_, err := readSecret("password", "Password", tc.file, tc.env, env)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("readSecret(%q, %q) = %v, want %q", tc.file, tc.env, err, tc.want)
+		}
+	}
+}
+
+// F10: a secret pasted into a field that names a file or a variable is
+// never shown in NewGit's errors.
+func TestNewGitDoesNotEchoSecretFields(t *testing.T) {
+	const secret = "ghp_pasted0secret0value"
+	main := Ref{Branch: "main"}
+	for _, tc := range []struct {
+		name string
+		auth Auth
+		url  string
+		want string
+	}{
+		{"password variable", Auth{Username: "u", PasswordEnv: secret + "-x"}, "https://h/x", "the value of Auth.PasswordEnv is not a valid environment variable name"},
+		{"token variable", Auth{BearerTokenEnv: "Bearer " + secret}, "https://h/x", "the value of Auth.BearerTokenEnv is not a valid environment variable name"},
+		{"password file", Auth{Username: "u", PasswordFile: secret}, "https://h/x", "password file (Auth.PasswordFile): stat: no such file or directory"},
+		{"token file", Auth{BearerTokenFile: secret}, "https://h/x", "bearer token file (Auth.BearerTokenFile): stat: no such file or directory"},
+		{"ssh key file", Auth{SSHKeyFile: "-----BEGIN OPENSSH PRIVATE KEY-----\n" + secret, InsecureIgnoreHostKey: true}, "git@h:x", "SSH key file (Auth.SSHKeyFile): stat: no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewGit(GitOptions{URL: tc.url, Ref: main, Dir: t.TempDir(), Auth: tc.auth})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), secret) {
+				t.Errorf("the error shows the value: %v", err)
+			}
+		})
+	}
+}
+
+// F10: the scrubber removes credentials in the forms they travel in, not
+// only their plain values.
+func TestScrubberForms(t *testing.T) {
+	var sc scrubber
+	sc.addBasic("alice", "pa:ss/word")
+	sc.addBasic("ghp_token0in0the0url", "") // a token as the URL's user
+	sc.addBearer("tok-123456")
+	for _, leak := range []string{
+		"pa:ss/word",
+		"Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("alice:pa:ss/word")),
+		"basic " + base64.RawURLEncoding.EncodeToString([]byte("alice:pa:ss/word")),
+		"https://alice:" + url.QueryEscape("pa:ss/word") + "@host/x",
+		"https://alice:" + url.PathEscape("pa:ss/word") + "@host/x",
+		"https://ghp_token0in0the0url@host/x",
+		"Basic " + base64.StdEncoding.EncodeToString([]byte("ghp_token0in0the0url:")),
+		"Authorization: Bearer tok-123456",
+		"Bearer " + base64.StdEncoding.EncodeToString([]byte("tok-123456")),
+	} {
+		got := sc.scrub(leak)
+		for _, secret := range []string{"pa:ss/word", "pa%3Ass%2Fword", "pa:ss%2Fword", "ghp_token0in0the0url", "tok-123456",
+			base64.StdEncoding.EncodeToString([]byte("alice:pa:ss/word"))[:20]} {
+			if strings.Contains(got, secret) {
+				t.Errorf("scrub(%q) = %q still holds %q", leak, got, secret)
+			}
+		}
+		if !strings.Contains(got, "***") {
+			t.Errorf("scrub(%q) = %q", leak, got)
+		}
+	}
+	if got := sc.scrub("user alice at host"); got != "user alice at host" {
+		t.Errorf("a user name alone was scrubbed: %q", got)
+	}
+}
+
+// ValidateURL is what config calls: the scheme, whether an http(s) URL
+// carries credentials, and the same errors as NewGit.
+func TestValidateURL(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    URLInfo
+		wantErr string
+	}{
+		{in: "https://github.com/org/repo.git", want: URLInfo{Scheme: "https"}},
+		{in: "HTTP://gitea.local:3000/org/repo", want: URLInfo{Scheme: "http"}},
+		{in: "https://u:p@h/x", want: URLInfo{Scheme: "https", Credentials: true}},
+		{in: "https://token@h/x", want: URLInfo{Scheme: "https", Credentials: true}},
+		{in: "ssh://git@h/x", want: URLInfo{Scheme: "ssh"}},
+		{in: "git@github.com:org/repo.git", want: URLInfo{Scheme: "ssh"}},
+		{in: "https://h/x?", wantErr: "queries and fragments are not supported"},
+		{in: "https://h/x#f", wantErr: "queries and fragments are not supported"},
+		{in: "git+ssh://h/x", wantErr: `unsupported URL scheme "git+ssh"`},
+		{in: "ssh://git:pw-123456@h/x", wantErr: "ssh://***@h/x: passwords in ssh URLs are not supported"},
+	} {
+		got, err := ValidateURL(tc.in)
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("ValidateURL(%q) = %+v, %v; want error %q", tc.in, got, err, tc.wantErr)
+		case tc.wantErr == "" && (err != nil || got != tc.want):
+			t.Errorf("ValidateURL(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
 	}
 }

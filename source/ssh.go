@@ -28,6 +28,10 @@ import (
 // above the byte stream (ref advertisement, upload-pack request and
 // response) is go-git's.
 type sshSession struct {
+	// answerLimit caps the answer to a fetch; over records a refusal.
+	answerLimit int64
+	over        *overLimit
+
 	conn    net.Conn
 	client  *ssh.Client
 	sess    *ssh.Session
@@ -42,7 +46,7 @@ type sshSession struct {
 // dialSSH connects, authenticates, checks the host key and starts
 // git-upload-pack. ctx bounds every step: when it is done the connection
 // is closed, which unblocks any read or write.
-func dialSSH(ctx context.Context, ep endpoint, cfg *ssh.ClientConfig) (*sshSession, error) {
+func dialSSH(ctx context.Context, ep endpoint, cfg *ssh.ClientConfig, answerLimit int64, over *overLimit) (*sshSession, error) {
 	addr := ep.hostPort()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
@@ -65,7 +69,8 @@ func dialSSH(ctx context.Context, ep endpoint, cfg *ssh.ClientConfig) (*sshSessi
 		_ = client.Close()
 		return fail(err)
 	}
-	s := &sshSession{conn: conn, client: client, sess: sess, stop: stop, stderr: &tailWriter{max: 4096}}
+	s := &sshSession{conn: conn, client: client, sess: sess, stop: stop, stderr: &tailWriter{max: 4096},
+		answerLimit: answerLimit, over: over}
 	s.sess.Stderr = s.stderr
 	if s.stdin, err = sess.StdinPipe(); err != nil {
 		s.close()
@@ -86,7 +91,11 @@ func dialSSH(ctx context.Context, ep endpoint, cfg *ssh.ClientConfig) (*sshSessi
 
 func (s *sshSession) listRefs(ctx context.Context) (*packp.AdvRefs, error) {
 	ar := packp.NewAdvRefs()
-	err := ar.Decode(io.LimitReader(s.stdout, maxRefAdvertisement))
+	err := ar.Decode(&cappedReader{r: s.stdout, left: maxRefAdvertisement, over: s.over,
+		tooLarge: fmt.Errorf("%w: the ref listing is larger than %s (the remote advertises too many refs)", ErrTooLarge, formatBytes(maxRefAdvertisement))})
+	if over := s.over.get(); over != nil {
+		return nil, over
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, packp.ErrEmptyAdvRefs):
@@ -145,7 +154,12 @@ func (s *sshSession) uploadPack(ctx context.Context, req *packp.UploadPackReques
 	}
 	_ = s.stdin.Close()
 	res := packp.NewUploadPackResponse(req)
-	if err := res.Decode(io.NopCloser(s.stdout)); err != nil {
+	answer := &cappedReader{r: s.stdout, left: s.answerLimit, over: s.over,
+		tooLarge: fmt.Errorf("%w: the server's answer passed %s (the transfer allowance plus room for framing)", ErrTooLarge, formatBytes(s.answerLimit))}
+	if err := res.Decode(io.NopCloser(answer)); err != nil {
+		if over := s.over.get(); over != nil {
+			return nil, over
+		}
 		if msg := s.stderr.firstLine(); msg != "" {
 			return nil, fmt.Errorf("%w (%s)", err, msg)
 		}

@@ -38,7 +38,7 @@ func (f *sourceFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.auth.KnownHostsFile, "known-hosts", "", "known_hosts file with the SSH server's host key (required for SSH)")
 	fs.BoolVar(&f.auth.InsecureIgnoreHostKey, "insecure-ignore-host-key", false, "accept any SSH host key (insecure; warns on every fetch)")
 	fs.DurationVar(&f.timeout, "fetch-timeout", 2*time.Minute, "time limit for fetching the repository")
-	fs.Int64Var(&f.maxSize, "max-checkout-size", 0, "largest checkout accepted, in bytes (default 256 MiB)")
+	fs.Int64Var(&f.maxSize, "max-checkout-size", 0, "largest checkout accepted, in bytes (default 64 MiB)")
 }
 
 // resolve fetches (or locates) the source and returns the sync input and a

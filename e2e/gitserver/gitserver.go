@@ -12,6 +12,7 @@ import (
 	"crypto/subtle"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -404,6 +405,14 @@ func (r *Repo) Git(args ...string) (string, error) {
 	return r.git(r.Work, args...)
 }
 
+// GitInput runs a git command in the work tree with stdin as its standard
+// input (for plumbing such as mktree) and returns its trimmed output.
+func (r *Repo) GitInput(stdin string, args ...string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.run(r.Work, strings.NewReader(stdin), args...)
+}
+
 // LsRemote runs `git ls-remote` against the server over HTTP and returns
 // ref → SHA.
 func (r *Repo) LsRemote() (map[string]string, error) {
@@ -421,8 +430,13 @@ func (r *Repo) LsRemote() (map[string]string, error) {
 }
 
 func (r *Repo) git(dir string, args ...string) (string, error) {
+	return r.run(dir, nil, args...)
+}
+
+func (r *Repo) run(dir string, stdin io.Reader, args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
+	cmd.Stdin = stdin
 	cmd.Env = append(os.Environ(), r.env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
