@@ -6,7 +6,8 @@
 // Reconcile (reconcile.go) lists the phases in order; each phase is a file of
 // its own with a doc comment saying what it guarantees. A phase that fails
 // returns a *PhaseError naming the phase, the revision and the objects, and
-// nothing after it runs.
+// nothing after it runs, except that health (which only reads) still
+// reports after a refused or failed prune.
 package sync
 
 import (
