@@ -130,10 +130,8 @@ func countsOf(res *tsync.Result) map[string]int {
 
 func unhealthyOf(res *tsync.Result) []ObjectHealth {
 	var out []ObjectHealth
-	for id, h := range res.Health {
-		if h.Status != health.Healthy {
-			out = append(out, ObjectHealth{Object: contract.ObjectRef(id), Status: h.Status, Message: h.Message})
-		}
+	for id, h := range health.Summarize(res.Health).Unhealthy {
+		out = append(out, ObjectHealth{Object: contract.ObjectRef(id), Status: h.Status, Message: h.Message})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Object < out[j].Object })
 	return out

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,8 +39,8 @@ type agentProc struct {
 	done    chan struct{}
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing and a test
-// reading.
+// syncBuffer is a bytes.Buffer safe for a writer (a process, a logger) and
+// a test reading at the same time.
 type syncBuffer struct {
 	mu gosync.Mutex
 	b  bytes.Buffer
@@ -61,12 +60,11 @@ func (s *syncBuffer) String() string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := cluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // startAgent runs `tether run` with a ServiceAccount's kubeconfig and waits

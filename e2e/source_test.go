@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -29,31 +28,12 @@ import (
 // (package gitserver) and OpenSSH's sshd (package sshserver) serving the
 // same bare repositories. No Kubernetes here.
 
-// srcLogBuffer collects a source's logs (every level) for assertions and for
-// the test log on failure.
-type srcLogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *srcLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *srcLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // srcGitSource builds a Git source with a temporary Dir (unless set), a
 // 30 s timeout (unless set) and a debug logger whose output is returned
 // and shown when the test fails.
-func srcGitSource(t *testing.T, opts source.GitOptions) (*source.Git, *srcLogBuffer) {
+func srcGitSource(t *testing.T, opts source.GitOptions) (*source.Git, *syncBuffer) {
 	t.Helper()
-	logs := &srcLogBuffer{}
+	logs := &syncBuffer{}
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}

@@ -158,13 +158,13 @@ const kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustom
 func TestSyncCreateUpdateUnchangedPrune(t *testing.T) {
 	f := newFixture(t, "cycle")
 	ns := "cycle"
-	f.write(map[string]string{
-		"kustomization.yaml": kustomization + "- ns.yaml\n- a.yaml\n- b.yaml\n- c.yaml\n- deploy.yaml\n",
-		"ns.yaml":            nsYAML(ns),
-		"a.yaml":             cm(ns, "a", "1"),
-		"b.yaml":             cm(ns, "b", "1"),
-		"c.yaml":             cm(ns, "c", "1"),
-		"deploy.yaml": `apiVersion: apps/v1
+	// files is the revision: a Namespace, a Deployment, ConfigMap a with
+	// value aValue and, unless dropped, ConfigMaps b and c.
+	files := func(aValue string, withBC bool) map[string]string {
+		fs := map[string]string{
+			"ns.yaml": nsYAML(ns),
+			"a.yaml":  cm(ns, "a", aValue),
+			"deploy.yaml": `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: cycle}
 spec:
@@ -174,7 +174,17 @@ spec:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: registry.example.com/web:1}]}
 `,
-	})
+		}
+		list := "- ns.yaml\n- a.yaml\n- b.yaml\n- c.yaml\n- deploy.yaml\n"
+		if withBC {
+			fs["b.yaml"], fs["c.yaml"] = cm(ns, "b", "1"), cm(ns, "c", "1")
+		} else {
+			list = "- ns.yaml\n- a.yaml\n- deploy.yaml\n"
+		}
+		fs["kustomization.yaml"] = kustomization + list
+		return fs
+	}
+	f.write(files("1", true))
 	f.opts.Wait = true
 	res, writes := f.mustSync("rev1")
 	counts(t, res, map[tsync.Action]int{tsync.ActionCreate: 5})
@@ -213,23 +223,7 @@ spec:
 	}
 
 	// One object changes: exactly one write.
-	f.write(map[string]string{
-		"kustomization.yaml": kustomization + "- ns.yaml\n- a.yaml\n- b.yaml\n- c.yaml\n- deploy.yaml\n",
-		"ns.yaml":            nsYAML(ns),
-		"a.yaml":             cm(ns, "a", "2"),
-		"b.yaml":             cm(ns, "b", "1"),
-		"c.yaml":             cm(ns, "c", "1"),
-		"deploy.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: cycle}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: registry.example.com/web:1}]}
-`,
-	})
+	f.write(files("2", true))
 	res, writes = f.mustSync("rev3")
 	counts(t, res, map[tsync.Action]int{tsync.ActionUpdate: 1, tsync.ActionUnchanged: 4})
 	if writes != 1 {
@@ -249,21 +243,7 @@ spec:
 	}
 
 	// Two objects leave the revision: they are pruned.
-	f.write(map[string]string{
-		"kustomization.yaml": kustomization + "- ns.yaml\n- a.yaml\n- deploy.yaml\n",
-		"ns.yaml":            nsYAML(ns),
-		"a.yaml":             cm(ns, "a", "2"),
-		"deploy.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: cycle}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: registry.example.com/web:1}]}
-`,
-	})
+	f.write(files("2", false))
 	res, _ = f.mustSync("rev4")
 	counts(t, res, map[tsync.Action]int{tsync.ActionUnchanged: 3, tsync.ActionPrune: 2})
 	for _, name := range []string{"b", "c"} {

@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/cli-utils/pkg/object"
 )
 
 // Status is the health of an object or a sync.
@@ -121,14 +122,13 @@ type Summary struct {
 	Status Status
 	// Counts is the number of objects per status.
 	Counts map[Status]int
-	// Unhealthy lists the objects that are not Healthy, by id.
-	Unhealthy map[string]Result
+	// Unhealthy holds the objects that are not Healthy.
+	Unhealthy map[object.ObjMetadata]Result
 }
 
-// Summarize folds object results (keyed by an object id such as
-// Kind/namespace/name) into a sync's health.
-func Summarize(results map[string]Result) Summary {
-	s := Summary{Status: Healthy, Counts: map[Status]int{}, Unhealthy: map[string]Result{}}
+// Summarize folds object results into a sync's health.
+func Summarize(results map[object.ObjMetadata]Result) Summary {
+	s := Summary{Status: Healthy, Counts: map[Status]int{}, Unhealthy: map[object.ObjMetadata]Result{}}
 	for id, r := range results {
 		s.Counts[r.Status]++
 		if r.Status != Healthy {

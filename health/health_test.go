@@ -141,11 +141,14 @@ func TestSummarize(t *testing.T) {
 	if s := Summarize(nil); s.Status != Healthy || len(s.Unhealthy) != 0 {
 		t.Errorf("empty set: %+v", s)
 	}
-	s := Summarize(map[string]Result{
-		"a": {Status: Healthy},
-		"b": {Status: Progressing, Message: "rolling"},
-		"c": {Status: Degraded, Message: "broken"},
-		"d": {Status: Healthy},
+	id := func(name string) object.ObjMetadata {
+		return object.ObjMetadata{Namespace: "app", Name: name, GroupKind: schema.GroupKind{Kind: "ConfigMap"}}
+	}
+	s := Summarize(map[object.ObjMetadata]Result{
+		id("a"): {Status: Healthy},
+		id("b"): {Status: Progressing, Message: "rolling"},
+		id("c"): {Status: Degraded, Message: "broken"},
+		id("d"): {Status: Healthy},
 	})
 	if s.Status != Degraded {
 		t.Errorf("worst status %s, want Degraded", s.Status)
@@ -153,7 +156,7 @@ func TestSummarize(t *testing.T) {
 	if s.Counts[Healthy] != 2 || s.Counts[Progressing] != 1 || s.Counts[Degraded] != 1 {
 		t.Errorf("counts %v", s.Counts)
 	}
-	if len(s.Unhealthy) != 2 || s.Unhealthy["c"].Message != "broken" {
+	if len(s.Unhealthy) != 2 || s.Unhealthy[id("c")].Message != "broken" {
 		t.Errorf("unhealthy %v", s.Unhealthy)
 	}
 	if !Worse(Failed, Degraded) || Worse(Healthy, Progressing) {

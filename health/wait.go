@@ -64,7 +64,7 @@ func Wait(parent context.Context, r Reader, ids []object.ObjMetadata, appliedAt 
 		res, err := Check(ctx, r, ids, appliedAt, now())
 		if err == nil {
 			last, readErr = res, nil
-			if len(notHealthy(res)) == 0 {
+			if Summarize(res).Status == Healthy {
 				return res, nil
 			}
 		} else {
@@ -78,18 +78,8 @@ func Wait(parent context.Context, r Reader, ids []object.ObjMetadata, appliedAt 
 			if last == nil {
 				return nil, fmt.Errorf("reading object status: %w", readErr)
 			}
-			return last, &TimeoutError{Timeout: timeout, Unhealthy: notHealthy(last)}
+			return last, &TimeoutError{Timeout: timeout, Unhealthy: Summarize(last).Unhealthy}
 		case <-time.After(interval):
 		}
 	}
-}
-
-func notHealthy(res map[object.ObjMetadata]Result) map[object.ObjMetadata]Result {
-	out := map[object.ObjMetadata]Result{}
-	for id, h := range res {
-		if h.Status != Healthy {
-			out[id] = h
-		}
-	}
-	return out
 }

@@ -899,7 +899,7 @@ func TestPlainFolderSpecialFile(t *testing.T) {
 		}
 		root := tr.checkout(t)
 		if err := syscall.Mkfifo(filepath.Join(root, tt.fifo), 0o644); err != nil {
-			t.Skipf("mkfifo: %v", err)
+			t.Fatalf("mkfifo: %v", err) // Linux, where tether runs, always has FIFOs
 		}
 		_, err := Build(context.Background(), Options{Root: root})
 		if !errors.Is(err, fs.ErrInvalid) || !strings.Contains(err.Error(), tt.want+": a manifest that is not a regular file") {

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/url"
 	"path"
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/builtins"
@@ -229,12 +229,7 @@ func (v *vetter) screenStrings(file, at string, n any) error {
 			return v.b.screen(file, at, []byte(t))
 		}
 	case map[string]any:
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(t)) {
 			sub := k
 			if at != "" {
 				sub = at + "." + k
@@ -415,10 +410,7 @@ func (v *vetter) resource(file, dir, originDir, entry, p string, pl *plugins) er
 		return err
 	}
 	if fi.IsDir() {
-		if v.cycle(res) {
-			return &Error{File: file, Entry: entry, Reason: fmt.Sprintf("cycle: folder %q is, or contains, a kustomization that leads to it", displayDir(res))}
-		}
-		return v.kustomization(res, path.Join(originDir, p), file, entry, pl, false)
+		return v.folder(file, originDir, entry, p, res, pl)
 	}
 	res, data, err := v.b.readFile(res)
 	if err != nil {
@@ -442,6 +434,12 @@ func (v *vetter) component(file, dir, originDir, entry, p string, pl *plugins) e
 	if !fi.IsDir() {
 		return &Error{File: file, Entry: entry, Reason: "a component must be a folder with a kustomization file"}
 	}
+	return v.folder(file, originDir, entry, p, res, pl)
+}
+
+// folder vets an entry that names a folder holding a kustomization,
+// refusing a folder that leads back to one being vetted.
+func (v *vetter) folder(file, originDir, entry, p, res string, pl *plugins) error {
 	if v.cycle(res) {
 		return &Error{File: file, Entry: entry, Reason: fmt.Sprintf("cycle: folder %q is, or contains, a kustomization that leads to it", displayDir(res))}
 	}
@@ -469,24 +467,9 @@ func (v *vetter) plugin(file, dir, originDir, field string, i int, p string) err
 		}
 		return nil
 	}
-	entry := entryName(field, i, p)
-	res, fi, err := v.target(file, dir, entry, p)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		if v.cycle(res) {
-			return &Error{File: file, Entry: entry, Reason: fmt.Sprintf("cycle: folder %q is, or contains, a kustomization that leads to it", displayDir(res))}
-		}
-		return v.kustomization(res, path.Join(originDir, p), file, entry, pl, false)
-	}
-	res, data, err := v.b.readFile(res)
-	if err != nil {
-		return err
-	}
-	v.b.approved[res] = true
-	v.record(path.Join(originDir, p), res)
-	return v.pluginConfigs(pl, file, entry, data)
+	// A file of plugin configs, or a folder whose output is plugin
+	// configs: vetted as a resource that carries plugin configs.
+	return v.resource(file, dir, originDir, entryName(field, i, p), p, pl)
 }
 
 // pluginConfigs vets the plugin configs in a file (already screened) that
@@ -703,12 +686,7 @@ func urlField(at string, n any) (field, value string, found bool) {
 			return at, t, true
 		}
 	case map[string]any:
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(t)) {
 			if slices.ContainsFunc(dataFields(), func(d string) bool { return strings.EqualFold(d, k) }) {
 				continue
 			}

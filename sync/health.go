@@ -42,12 +42,7 @@ func (r *run) health(ctx context.Context) error {
 	r.res.Observed = observe(reader.last)
 	if res != nil {
 		r.res.Health = res
-		r.res.Status = health.Healthy
-		for _, h := range res {
-			if health.Worse(h.Status, r.res.Status) {
-				r.res.Status = h.Status
-			}
-		}
+		r.res.Status = health.Summarize(res).Status
 	}
 	return err
 }

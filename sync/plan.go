@@ -104,22 +104,18 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 
 	mode := forceMode(c.Desired)
 	c.Force = mode == forceAll
-	var pred *unstructured.Unstructured
-	var err error
-	if c.Live == nil {
-		// A new object: the dry run only has to be accepted; its answer
-		// is never compared, so it is not decoded.
-		err = r.patchRaw(ctx, c, true)
-	} else {
-		pred, err = r.patch(ctx, c, true)
+	dryRun := func() (*unstructured.Unstructured, error) {
+		if c.Live == nil {
+			// A new object: the dry run only has to be accepted; its
+			// answer is never compared, so it is not decoded.
+			return nil, r.patchRaw(ctx, c, true)
+		}
+		return r.patch(ctx, c, true)
 	}
+	pred, err := dryRun()
 	if conflicts := conflictFields(err); len(conflicts) > 0 && mode == forceFields && covered(conflicts, forceFieldList(c.Desired)) {
 		c.Force = true
-		if c.Live == nil {
-			err = r.patchRaw(ctx, c, true)
-		} else {
-			pred, err = r.patch(ctx, c, true)
-		}
+		pred, err = dryRun()
 	}
 	if err == nil && c.Live != nil && pred.GetResourceVersion() != c.Live.GetResourceVersion() {
 		// Someone (usually a controller) changed the object between our
@@ -131,6 +127,7 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 			c.Live = fresh
 		}
 	}
+	conflicts := conflictFields(err)
 	switch {
 	case err == nil:
 		c.Predicted = pred
@@ -145,9 +142,9 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 		if c.Action.writes() {
 			setAnnotation(c.Desired, contract.RevisionAnnotation, r.in.Revision)
 		}
-	case len(conflictFields(err)) > 0:
+	case len(conflicts) > 0:
 		c.Action = ActionConflict
-		c.Conflicts = conflictFields(err)
+		c.Conflicts = conflicts
 		c.Err = fmt.Errorf("fields owned by other managers (set %s on the object to take them)", contract.ForceConflictsAnnotation)
 	case isImmutableChange(err):
 		if c.Desired.GetAnnotations()[contract.RecreateAnnotation] == "true" {

@@ -55,20 +55,20 @@ func (f *syncFlags) options(a *app) (sync.Options, error) {
 }
 
 // syncer connects to the cluster and renders in a confined child process.
-func (a *app) syncer() (*sync.Syncer, *kube.Clients, error) {
+func (a *app) syncer() (*sync.Syncer, error) {
 	cfg, err := a.kube.RESTConfig(a.getenv)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	clients, err := kube.NewClients(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	renderer, err := a.renderer()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return sync.New(clients, a.log).WithRenderer(renderer), clients, nil
+	return sync.New(clients, a.log).WithRenderer(renderer), nil
 }
 
 func (a *app) syncCommand() *cobra.Command {
@@ -106,7 +106,7 @@ reconcile in a loop.`,
 				return err
 			}
 			defer cleanup()
-			syncer, _, err := a.syncer()
+			syncer, err := a.syncer()
 			if err != nil {
 				return err
 			}
@@ -166,7 +166,7 @@ func (a *app) diff(ctx context.Context, src *sourceFlags, sf *syncFlags, args []
 		return false, err
 	}
 	defer cleanup()
-	syncer, _, err := a.syncer()
+	syncer, err := a.syncer()
 	if err != nil {
 		return false, err
 	}
@@ -205,6 +205,12 @@ func printPlan(w io.Writer, res *sync.Result, showUnchanged bool) {
 			}
 		}
 	}
+	printPruned(w, res)
+	fmt.Fprintf(w, "%s: %s\n", res.Revision, countLine(res))
+}
+
+// printPruned prints one line per object gone from the revision.
+func printPruned(w io.Writer, res *sync.Result) {
 	for _, p := range res.Pruned {
 		line := fmt.Sprintf("%-10s %s", p.Action, contract.ObjectRef(p.ID))
 		if p.Reason != "" {
@@ -212,7 +218,6 @@ func printPlan(w io.Writer, res *sync.Result, showUnchanged bool) {
 		}
 		fmt.Fprintln(w, line)
 	}
-	fmt.Fprintf(w, "%s: %s\n", res.Revision, countLine(res))
 }
 
 // printSummary prints what a sync did.
@@ -229,13 +234,7 @@ func printSummary(w io.Writer, res *sync.Result) {
 			fmt.Fprintln(w, line)
 		}
 	}
-	for _, p := range res.Pruned {
-		line := fmt.Sprintf("%-10s %s", p.Action, contract.ObjectRef(p.ID))
-		if p.Reason != "" {
-			line += "  (" + p.Reason + ")"
-		}
-		fmt.Fprintln(w, line)
-	}
+	printPruned(w, res)
 	fmt.Fprintf(w, "sync %s at %s: %s; %d writes, %d requests, %s (%s)\n",
 		res.Sync, res.Revision, countLine(res), res.Writes, res.Requests, res.Duration.Round(time.Millisecond), phaseLine(res))
 	if res.Health != nil {

@@ -534,16 +534,27 @@ func findBinDir(dir string) (string, error) {
 	return filepath.Abs(dir)
 }
 
-// freePort asks the kernel for a free loopback port. Another process may
-// take it before it is used; on this single-user test machine that is rare
-// enough, and a failed start says which port was taken.
-func freePort() int {
+// FreePort asks the kernel for a free loopback port, for the test servers
+// and the processes started here. Another process may take it before it is
+// used; on a single-user test machine that is rare enough, and a failed
+// start says which port was taken.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		panic(fmt.Sprintf("no free loopback port: %v", err))
+		return 0, fmt.Errorf("no free loopback port: %w", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freePort is FreePort for the control plane's own processes, which cannot
+// start without one.
+func freePort() int {
+	port, err := FreePort()
+	if err != nil {
+		panic(err)
+	}
+	return port
 }
 
 func writeRSAKey(path string) error {

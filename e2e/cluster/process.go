@@ -44,6 +44,11 @@ type spawnReq struct {
 
 var theSpawner spawner
 
+// Spawn starts cmd from the spawner thread, so that a child started with
+// Pdeathsig dies exactly when this process does (other test servers use it
+// too).
+func Spawn(cmd *exec.Cmd) error { return theSpawner.start(cmd) }
+
 func (s *spawner) start(cmd *exec.Cmd) error {
 	s.once.Do(func() {
 		s.reqs = make(chan spawnReq)

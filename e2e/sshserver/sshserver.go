@@ -21,7 +21,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/tether-gitops/tether/e2e/cluster"
 )
 
 // SSHDPath is where Debian's openssh-server installs sshd (it must be run
@@ -114,7 +115,7 @@ func Start(opts Options) (_ *Server, err error) {
 	if err := os.WriteFile(s.authKeys, []byte(strings.Join(opts.AuthorizedKeys, "\n")+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	s.Port, err = freePort()
+	s.Port, err = cluster.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +127,7 @@ func Start(opts Options) (_ *Server, err error) {
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := spawn(cmd); err != nil {
+	if err := cluster.Spawn(cmd); err != nil {
 		return nil, fmt.Errorf("starting sshd: %w", err)
 	}
 	s.cmd = cmd
@@ -278,17 +279,6 @@ func GenerateKey(path, passphrase string) (string, error) {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " tether-e2e", nil
 }
 
-// freePort asks the kernel for a free loopback port. Another process may
-// take it before sshd binds it; Start then fails with sshd's log.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // sshdAtLeast reports whether the installed sshd is at least major.minor.
 func sshdAtLeast(major, minor int) bool {
 	out, _ := exec.Command(SSHDPath, "-V").CombinedOutput()
@@ -299,37 +289,6 @@ func sshdAtLeast(major, minor int) bool {
 	ma, _ := strconv.Atoi(string(m[1]))
 	mi, _ := strconv.Atoi(string(m[2]))
 	return ma > major || ma == major && mi >= minor
-}
-
-// spawn starts cmd from one goroutine locked to its OS thread for the life
-// of the test binary: Pdeathsig fires when the thread that started the
-// child dies, and this thread never does, so sshd gets SIGKILL exactly when
-// the test binary dies.
-func spawn(cmd *exec.Cmd) error {
-	spawner.once.Do(func() {
-		spawner.reqs = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread()
-			for req := range spawner.reqs {
-				req.errc <- req.cmd.Start()
-			}
-		}()
-	})
-	errc := make(chan error, 1)
-	spawner.reqs <- spawnReq{cmd: cmd, errc: errc}
-	return <-errc
-}
-
-type spawnReq struct {
-	cmd  *exec.Cmd
-	errc chan error
-}
-
-// spawner is process-wide by nature: it is the one thread children are
-// started from (see spawn).
-var spawner struct {
-	once sync.Once
-	reqs chan spawnReq
 }
 
 // logBuffer keeps sshd's output, up to 1 MiB.

@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -116,7 +115,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	port, hookPort := freePort(), freePort()
+	port, err := cluster.FreePort()
+	if err != nil {
+		return err
+	}
+	hookPort, err := cluster.FreePort()
+	if err != nil {
+		return err
+	}
 	statusURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	hookURL := fmt.Sprintf("http://127.0.0.1:%d", hookPort)
 	logPath := filepath.Join(d.work, "tether.log")
@@ -336,15 +342,6 @@ func keepRunning(keep string) bool {
 		return false
 	}
 	return term.IsTerminal(int(os.Stdin.Fd()))
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func tailLines(s string, n int) string {
