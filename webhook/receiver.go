@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -46,11 +47,19 @@ const (
 	// usually a few kilobytes; one listing many commits that touch many
 	// files can exceed it, is refused with 413, and polling catches up.
 	DefaultMaxBody = 1 << 20
-	// DefaultRateLimit is the requests per second accepted.
-	DefaultRateLimit = 10.0
-	// DefaultBurst is the requests accepted at once.
+	// DefaultRateLimit is the refused deliveries per second one source
+	// address may send before its refusals are answered 429.
+	DefaultRateLimit = 1.0
+	// DefaultBurst is the refused deliveries one source address may send at
+	// once.
 	DefaultBurst = 20
+	// DefaultMaxInFlight bounds the deliveries read at the same time, and
+	// so the memory bodies take (MaxInFlight × MaxBody).
+	DefaultMaxInFlight = 32
 )
+
+// maxAddresses bounds the source addresses whose refusals are tracked.
+const maxAddresses = 4096
 
 // Target is a sync that webhooks may trigger.
 type Target struct {
@@ -74,11 +83,17 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBody bounds the request body in bytes; default DefaultMaxBody.
 	MaxBody int64
-	// RateLimit is the requests per second the receiver accepts, over all
-	// senders; default DefaultRateLimit.
+	// RateLimit is the refused deliveries per second accepted from one
+	// source address before its refusals are answered 429; default
+	// DefaultRateLimit. Deliveries whose signature verifies are never
+	// limited and never use this budget.
 	RateLimit float64
-	// Burst is the requests accepted at once; default DefaultBurst.
+	// Burst is the refused deliveries one source address may send at once;
+	// default DefaultBurst.
 	Burst int
+	// MaxInFlight bounds the deliveries being read at once; more answer 503.
+	// Default DefaultMaxInFlight.
+	MaxInFlight int
 	// Now is the clock of the rate limiter; default time.Now.
 	Now func() time.Time
 }
@@ -86,18 +101,23 @@ type Options struct {
 // Receiver is the webhook http.Handler. Its targets can be replaced while
 // it serves.
 type Receiver struct {
-	trigger func(string)
-	log     *slog.Logger
-	maxBody int64
-	limiter *rate.Limiter
-	now     func() time.Time
-	targets atomic.Pointer[index]
+	trigger  func(string)
+	log      *slog.Logger
+	maxBody  int64
+	now      func() time.Time
+	targets  atomic.Pointer[index]
+	inFlight chan struct{}
+	refusals *refusals
 }
 
 // index is an immutable lookup of the targets.
 type index struct {
 	byURL  map[string][]Target // NormalizeURL(RepoURL) → targets
 	byName map[string]Target
+	// secrets holds every distinct secret, to tell a sender that signs
+	// with a secret of ours (but names nothing we follow) from one that
+	// does not know any.
+	secrets [][]byte
 }
 
 // New returns a Receiver with no targets.
@@ -117,15 +137,19 @@ func New(opts Options) *Receiver {
 	if opts.Burst <= 0 {
 		opts.Burst = DefaultBurst
 	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	r := &Receiver{
-		trigger: opts.Trigger,
-		log:     opts.Logger,
-		maxBody: opts.MaxBody,
-		limiter: rate.NewLimiter(rate.Limit(opts.RateLimit), opts.Burst),
-		now:     opts.Now,
+		trigger:  opts.Trigger,
+		log:      opts.Logger,
+		maxBody:  opts.MaxBody,
+		now:      opts.Now,
+		inFlight: make(chan struct{}, opts.MaxInFlight),
+		refusals: newRefusals(rate.Limit(opts.RateLimit), opts.Burst, maxAddresses),
 	}
 	r.targets.Store(&index{})
 	return r
@@ -145,6 +169,9 @@ func (r *Receiver) SetTargets(targets []Target) {
 			r.log.Warn("webhook target has no secret and cannot be triggered", "sync", t.Sync)
 		}
 		idx.byName[t.Sync] = t
+		if len(t.Secret) > 0 && !slices.ContainsFunc(idx.secrets, func(s []byte) bool { return bytes.Equal(s, t.Secret) }) {
+			idx.secrets = append(idx.secrets, t.Secret)
+		}
 		if key := NormalizeURL(t.RepoURL); key != "" {
 			idx.byURL[key] = append(idx.byURL[key], t)
 		}
@@ -154,8 +181,14 @@ func (r *Receiver) SetTargets(targets []Target) {
 
 // ServeHTTP serves GitHubPath and GenericPath; see the package
 // documentation for the protocol.
+//
+// Every delivery's body is read (bounded) and its signature checked before
+// anything else is decided, so a flood of unsigned or badly signed requests
+// cannot keep a correctly signed one out: refusals are counted per source
+// address and, past that address's budget, answered 429 (and no longer
+// logged one by one), while a delivery that verifies is always served.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	var handle func(req *http.Request, body []byte, sig []byte) outcome
+	var handle func(req *http.Request, body []byte, sig []byte, scanAll bool) outcome
 	endpoint := ""
 	switch req.URL.Path {
 	case GitHubPath:
@@ -166,42 +199,34 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.NotFound(w, req)
 		return
 	}
-	log := r.log.With("endpoint", endpoint, "remote", req.RemoteAddr)
+	addr := sourceAddress(req.RemoteAddr)
+	log := r.log.With("endpoint", endpoint, "remote", addr)
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSON(w, http.StatusMethodNotAllowed, errorResponse{Error: "use POST"})
 		return
 	}
-	if ok, wait := r.allow(); !ok {
-		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		log.Warn("webhook refused", "outcome", "rate limited")
-		writeJSON(w, http.StatusTooManyRequests, errorResponse{Error: "too many requests"})
+	select {
+	case r.inFlight <- struct{}{}:
+		defer func() { <-r.inFlight }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		log.Warn("webhook refused", "outcome", "too many deliveries in flight")
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: "busy"})
 		return
 	}
-	body, err := r.readBody(w, req)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			log.Warn("webhook refused", "outcome", "body too large")
-			writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{Error: "body too large"})
+	o := r.receive(req, endpoint, handle, r.refusals.hasBudget(addr, r.now()))
+	if o.status >= 400 {
+		if ok, wait, report := r.refusals.charge(addr, r.now()); !ok {
+			if report > 0 {
+				log.Warn("webhook refusals from this address are over its rate limit; answering 429 and logging them no more than once a minute", "suppressed", report)
+			}
+			secs := int(math.Ceil(wait.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			writeJSON(w, http.StatusTooManyRequests, errorResponse{Error: "too many refused requests"})
 			return
 		}
-		log.Warn("webhook refused", "outcome", "body unreadable")
-		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "could not read the body"})
-		return
 	}
-	header := SignatureHeader
-	if endpoint == "github" {
-		header = GitHubSignatureHeader
-	}
-	sig, err := parseSignature(req.Header.Get(header))
-	if err != nil {
-		log.Warn("webhook refused", "outcome", "unsigned", "reason", err.Error())
-		writeJSON(w, http.StatusUnauthorized, errorResponse{Error: err.Error() + " (" + header + ")"})
-		return
-	}
-	o := handle(req, body, sig)
 	o.log(log)
 	if o.status == http.StatusOK {
 		for _, name := range o.triggered {
@@ -215,17 +240,50 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, o.status, response{Triggered: append([]string{}, o.triggered...)})
 }
 
+// receive reads and judges one delivery. scanAll says whether a signature
+// that verifies for no matching sync may still be checked against every
+// secret (to answer 202 rather than 401); it is off for an address over
+// its refusal budget, so a flood costs at most one HMAC per matching sync.
+func (r *Receiver) receive(req *http.Request, endpoint string, handle func(*http.Request, []byte, []byte, bool) outcome, scanAll bool) outcome {
+	body, err := readBody(req, r.maxBody)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return outcome{status: http.StatusRequestEntityTooLarge, result: "body too large", clientError: "body too large"}
+		}
+		return outcome{status: http.StatusBadRequest, result: "body unreadable", clientError: "could not read the body"}
+	}
+	header := SignatureHeader
+	if endpoint == "github" {
+		header = GitHubSignatureHeader
+	}
+	sig, err := parseSignature(req.Header.Get(header))
+	if err != nil {
+		return outcome{status: http.StatusUnauthorized, result: "unsigned: " + err.Error(), clientError: err.Error() + " (" + header + ")"}
+	}
+	return handle(req, body, sig, scanAll)
+}
+
+// sourceAddress is the host part of a remote address. Behind a proxy or an
+// ingress every delivery has the proxy's address: refusals are then
+// counted together, which still never refuses a delivery that verifies.
+func sourceAddress(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
 // outcome is what a handler decided about one delivery.
 type outcome struct {
 	status int
 	// triggered are the syncs to trigger (status 200 only).
 	triggered []string
 	// clientError is the answer's error; its text never names a
-	// repository or sync. The status does tell a sender that signs with the
-	// wrong secret for a followed repository (401) from one for a
-	// repository nobody follows (202): repository URLs are not secrets, and
-	// the 401 is what shows a misconfigured secret in the git host's
-	// delivery log.
+	// repository or sync. A sender whose signature verifies with none of
+	// the receiver's secrets gets 401 whatever it names, so sync names and
+	// followed repositories cannot be probed; only a sender that knows a
+	// secret learns (202) that nothing matched.
 	clientError string
 	// the rest is for the log only.
 	event, delivery, result string
@@ -252,23 +310,16 @@ func (o outcome) log(log *slog.Logger) {
 	log.Info("webhook", attrs...)
 }
 
-// allow takes a token from the rate limiter, or says how long until one is
-// available.
-func (r *Receiver) allow() (bool, time.Duration) {
-	now := r.now()
-	if r.limiter.AllowN(now, 1) {
-		return true, 0
+// readBody reads at most limit bytes; more is an *http.MaxBytesError.
+func readBody(req *http.Request, limit int64) ([]byte, error) {
+	if req.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
 	}
-	missing := 1 - r.limiter.TokensAt(now)
-	return false, time.Duration(missing / float64(r.limiter.Limit()) * float64(time.Second))
-}
-
-// readBody reads at most maxBody bytes; more is an *http.MaxBytesError.
-func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
-	if req.ContentLength > r.maxBody {
-		return nil, &http.MaxBytesError{Limit: r.maxBody}
+	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err == nil && int64(len(body)) > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
 	}
-	return io.ReadAll(http.MaxBytesReader(w, req.Body, r.maxBody))
+	return body, err
 }
 
 // parseSignature reads "sha256=<64 hex>".
@@ -312,26 +363,49 @@ func verified(candidates []Target, body, sig []byte) []string {
 	return names
 }
 
-// decide is the common end of both endpoints: nothing matched (202),
-// nothing verified (401), or the verified syncs (200).
-func decide(o outcome, candidates []Target, body, sig []byte) outcome {
+// decide is the common end of both endpoints: the verified syncs (200);
+// a signature made with one of the receiver's secrets but matching no sync
+// (202); or a signature nobody here made (401), whether or not anything
+// matched, so an unauthenticated sender learns nothing about the syncs.
+// scanAll allows the check against every secret; without it, a signature
+// that verifies for no candidate is a 401.
+func (r *Receiver) decide(o outcome, candidates []Target, body, sig []byte, scanAll bool) outcome {
 	for _, t := range candidates {
 		if !slices.Contains(o.candidates, t.Sync) {
 			o.candidates = append(o.candidates, t.Sync)
 		}
 	}
-	if len(candidates) == 0 {
+	if names := verified(candidates, body, sig); len(names) > 0 {
+		slices.Sort(names)
+		o.status, o.result, o.triggered = http.StatusOK, "triggered", names
+		return o
+	}
+	if scanAll && r.knownSigner(candidates, body, sig) {
 		o.status, o.result = http.StatusAccepted, "no matching sync"
 		return o
 	}
-	names := verified(candidates, body, sig)
-	if len(names) == 0 {
-		o.status, o.result, o.clientError = http.StatusUnauthorized, "invalid signature", "invalid signature"
-		return o
+	o.status, o.result, o.clientError = http.StatusUnauthorized, "invalid signature", "invalid signature"
+	if len(candidates) == 0 {
+		o.result = "invalid signature, no matching sync"
 	}
-	slices.Sort(names)
-	o.status, o.result, o.triggered = http.StatusOK, "triggered", names
 	return o
+}
+
+// knownSigner reports whether sig was made with any of the receiver's
+// secrets other than the candidates' (already tried), in constant time per
+// secret.
+func (r *Receiver) knownSigner(candidates []Target, body, sig []byte) bool {
+	for _, secret := range r.targets.Load().secrets {
+		if slices.ContainsFunc(candidates, func(t Target) bool { return bytes.Equal(t.Secret, secret) }) {
+			continue
+		}
+		mac := hmac.New(sha256.New, secret)
+		mac.Write(body)
+		if hmac.Equal(mac.Sum(nil), sig) {
+			return true
+		}
+	}
+	return false
 }
 
 // githubPush is the part of a GitHub push (or ping) event that matters.
@@ -344,15 +418,10 @@ type githubPush struct {
 	} `json:"repository"`
 }
 
-func (r *Receiver) github(req *http.Request, body, sig []byte) outcome {
+func (r *Receiver) github(req *http.Request, body, sig []byte, scanAll bool) outcome {
 	o := outcome{event: req.Header.Get(GitHubEventHeader), delivery: req.Header.Get(GitHubDeliveryHeader)}
-	switch o.event {
-	case "":
+	if o.event == "" {
 		o.status, o.result, o.clientError = http.StatusBadRequest, "no event", "missing "+GitHubEventHeader+" header"
-		return o
-	case "push", "ping":
-	default:
-		o.status, o.result = http.StatusAccepted, "event ignored"
 		return o
 	}
 	payload := body
@@ -380,16 +449,16 @@ func (r *Receiver) github(req *http.Request, body, sig []byte) outcome {
 		seen[key] = true
 		candidates = append(candidates, idx.byURL[key]...)
 	}
-	if o.event == "ping" {
-		o = decide(o, candidates, body, sig)
-		if o.status != http.StatusUnauthorized {
-			// A ping with a verified signature, or for no sync of ours:
-			// answered, but nothing is triggered.
-			o.status, o.result, o.triggered = http.StatusOK, "pong", nil
-		}
-		return o
+	o = r.decide(o, candidates, body, sig, scanAll)
+	switch {
+	case o.status == http.StatusUnauthorized:
+	case o.event == "ping":
+		// Signed with one of our secrets: answered, nothing triggered.
+		o.status, o.result, o.triggered = http.StatusOK, "pong", nil
+	case o.event != "push":
+		o.status, o.result, o.triggered = http.StatusAccepted, "event ignored", nil
 	}
-	return decide(o, candidates, body, sig)
+	return o
 }
 
 // genericRequest is the body of GenericPath.
@@ -398,7 +467,7 @@ type genericRequest struct {
 	Sync       string `json:"sync"`
 }
 
-func (r *Receiver) generic(req *http.Request, body, sig []byte) outcome {
+func (r *Receiver) generic(_ *http.Request, body, sig []byte, scanAll bool) outcome {
 	var o outcome
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -420,7 +489,7 @@ func (r *Receiver) generic(req *http.Request, body, sig []byte) outcome {
 	} else if key := NormalizeURL(gr.Repository); key != "" {
 		candidates = idx.byURL[key]
 	}
-	return decide(o, candidates, body, sig)
+	return r.decide(o, candidates, body, sig, scanAll)
 }
 
 // response answers a delivery that was accepted (200 and 202).

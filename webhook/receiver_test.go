@@ -186,9 +186,27 @@ func TestReceiver(t *testing.T) {
 		},
 		{
 			name:       "ping from an organisation hook (no repository)",
-			req:        github("ping", `{"zen":"Keep it logically awesome.","hook_id":1}`, "any"),
+			req:        github("ping", `{"zen":"Keep it logically awesome.","hook_id":1}`, secretApp),
 			wantStatus: 200,
 			wantBody:   `{"triggered":[]}`,
+		},
+		{
+			name:       "ping signed with a secret nobody here has",
+			req:        github("ping", `{"zen":"Keep it logically awesome.","hook_id":1}`, "any"),
+			wantStatus: 401,
+			wantBody:   `{"error":"invalid signature"}`,
+		},
+		{
+			name:       "unknown repository signed with a secret nobody here has",
+			req:        github("push", pushBody("https://github.com/org/unknown.git", "", ""), "not-a-secret-of-ours"),
+			wantStatus: 401,
+			wantBody:   `{"error":"invalid signature"}`,
+		},
+		{
+			name:       "other events signed with a secret nobody here has",
+			req:        github("issues", appPush, "not-a-secret-of-ours"),
+			wantStatus: 401,
+			wantBody:   `{"error":"invalid signature"}`,
 		},
 		{
 			name:       "other events are accepted without effect",
@@ -254,9 +272,25 @@ func TestReceiver(t *testing.T) {
 			wantTriggered: []string{"infra"},
 		},
 		{
+			// The sender holds one of our secrets, so it may learn that
+			// nothing matched; it is told no more than for a name that
+			// does not exist.
 			name:       "generic by sync name with another sync's secret",
 			req:        generic(`{"sync":"byname"}`, secretApp),
+			wantStatus: 202,
+			wantBody:   `{"triggered":[]}`,
+		},
+		{
+			name:       "generic known sync with a secret nobody here has",
+			req:        generic(`{"sync":"byname"}`, "not-a-secret-of-ours"),
 			wantStatus: 401,
+			wantBody:   `{"error":"invalid signature"}`,
+		},
+		{
+			name:       "generic unknown sync with a secret nobody here has",
+			req:        generic(`{"sync":"nope"}`, "not-a-secret-of-ours"),
+			wantStatus: 401,
+			wantBody:   `{"error":"invalid signature"}`,
 		},
 		{
 			name:       "generic unknown sync",
@@ -300,7 +334,7 @@ func TestReceiver(t *testing.T) {
 		Trigger: tr.trigger,
 		Logger:  slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &logMu}, nil)),
 		MaxBody: 4096,
-		// No rate limiting in this test: TestRateLimit covers it.
+		// No rate limiting in this test: TestRefusalsNeverBlockSignedDeliveries covers it.
 		RateLimit: 1e6, Burst: 1e6,
 	})
 	r.SetTargets(testTargets())
@@ -388,43 +422,105 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func TestRateLimit(t *testing.T) {
+// TestRefusalsNeverBlockSignedDeliveries floods the receiver from one
+// address with unsigned and badly signed requests: past the address's
+// budget they are answered 429, and a correctly signed delivery from the
+// same address is still accepted, every time.
+func TestRefusalsNeverBlockSignedDeliveries(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var tr triggers
-	r := New(Options{Trigger: tr.trigger, RateLimit: 0.5, Burst: 2, Now: func() time.Time { return now }})
+	r := New(Options{Trigger: tr.trigger, Now: func() time.Time { return now }})
 	r.SetTargets(testTargets())
 	body := `{"sync":"byname"}`
-	send := func() *httptest.ResponseRecorder {
+	send := func(addr, sig string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("POST", GenericPath, strings.NewReader(body))
-		req.Header.Set(SignatureHeader, Sign([]byte(secretName), []byte(body)))
+		req.RemoteAddr = addr
+		if sig != "" {
+			req.Header.Set(SignatureHeader, sig)
+		}
 		rec := httptest.NewRecorder()
 		r.ServeHTTP(rec, req)
 		return rec
 	}
-	steps := []struct {
-		advance    time.Duration
-		wantStatus int
-		wantRetry  string
-	}{
-		{0, 200, ""},
-		{0, 200, ""}, // the burst
-		{0, 429, "2"},
-		{time.Second, 429, "1"}, // half a token back
-		{time.Second, 200, ""},  // a whole token
-		{0, 429, "2"},
-	}
-	for i, s := range steps {
-		now = now.Add(s.advance)
-		rec := send()
-		if rec.Code != s.wantStatus {
-			t.Errorf("step %d: status %d, want %d", i, rec.Code, s.wantStatus)
+	const attacker = "192.0.2.7:40000"
+	counts := map[int]int{}
+	for i := 0; i < 1000; i++ {
+		sig := ""
+		if i%2 == 1 {
+			sig = Sign([]byte("wrong"), []byte(body))
 		}
-		if got := rec.Header().Get("Retry-After"); got != s.wantRetry {
-			t.Errorf("step %d: Retry-After %q, want %q", i, got, s.wantRetry)
+		counts[send(attacker, sig).Code]++
+	}
+	if counts[401] != DefaultBurst || counts[429] != 1000-DefaultBurst {
+		t.Errorf("answers to 1,000 refused requests: %v, want %d × 401 then 429", counts, DefaultBurst)
+	}
+	if rec := send(attacker, ""); rec.Header().Get("Retry-After") == "" {
+		t.Errorf("429 without Retry-After")
+	}
+	for i := 0; i < 3; i++ {
+		rec := send("192.0.2.7:40001", Sign([]byte(secretName), []byte(body)))
+		if rec.Code != 200 {
+			t.Fatalf("signed delivery after the flood: status %d, body %s", rec.Code, rec.Body)
 		}
 	}
-	if got := tr.take(); len(got) != 3 {
+	if got := tr.take(); !slices.Equal(got, []string{"byname", "byname", "byname"}) {
 		t.Errorf("triggered %v, want byname three times", got)
+	}
+	// Another address has its own budget.
+	if rec := send("198.51.100.1:1", ""); rec.Code != 401 {
+		t.Errorf("unsigned request from another address: status %d, want 401", rec.Code)
+	}
+	// The budget comes back with time.
+	now = now.Add(5 * time.Second)
+	if rec := send(attacker, ""); rec.Code != 401 {
+		t.Errorf("unsigned request 5 s later: status %d, want 401", rec.Code)
+	}
+}
+
+// TestRefusedRequestsAreNotLoggedOneByOne: past the budget, refusals are
+// summarised at most once a minute instead of a line each.
+func TestRefusedRequestsAreNotLoggedOneByOne(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var logs bytes.Buffer
+	r := New(Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: func() time.Time { return now }})
+	r.SetTargets(testTargets())
+	for i := 0; i < 500; i++ {
+		req := httptest.NewRequest("POST", GenericPath, strings.NewReader(`{"sync":"byname"}`))
+		r.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	lines := strings.Count(logs.String(), "\n")
+	if lines > DefaultBurst+2 {
+		t.Errorf("%d log lines for 500 refused requests, want at most %d", lines, DefaultBurst+2)
+	}
+	if !strings.Contains(logs.String(), `"suppressed"`) {
+		t.Errorf("no summary of suppressed refusals:\n%s", logs.String())
+	}
+}
+
+func TestRefusalTableIsBounded(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := newRefusals(1, 2, 3)
+	for i := 0; i < 10; i++ {
+		f.charge(fmt.Sprintf("10.0.0.%d", i), now.Add(time.Duration(i)*time.Millisecond))
+		if len(f.addrs) > 3 {
+			t.Fatalf("%d addresses tracked, want at most 3", len(f.addrs))
+		}
+	}
+	// The newest address is kept with its charge.
+	if f.hasBudget("10.0.0.9", now) && f.addrs["10.0.0.9"] == nil {
+		t.Errorf("the newest address was forgotten")
+	}
+}
+
+func TestBusyReceiverAnswers503(t *testing.T) {
+	r := New(Options{MaxInFlight: 1})
+	r.SetTargets(testTargets())
+	r.inFlight <- struct{}{} // one delivery being read
+	req := httptest.NewRequest("POST", GenericPath, strings.NewReader(`{"sync":"byname"}`))
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("status %d (Retry-After %q), want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
 	}
 }
 
