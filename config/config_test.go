@@ -202,12 +202,12 @@ func TestProblems(t *testing.T) {
 		{
 			name: "password in https URL",
 			yaml: sync("  - name: a", "    source:", "      url: https://bob:hunter2secret@git.example.com/org/app.git"),
-			want: []string{`tether.yaml:6: syncs[0].source.url: credentials in the URL (https://***@git.example.com/org/app.git) are not allowed: put the user in auth.username and the password in a file named by auth.passwordFile (or a variable named by auth.passwordEnv)`},
+			want: []string{`tether.yaml:6: syncs[0].source.url: credentials in the URL (https://***@git.example.com/org/app.git) are not allowed: give the user as auth.username (--username) and the password or token in a file or environment variable (auth.passwordFile, auth.passwordEnv, auth.bearerTokenFile, auth.bearerTokenEnv; --password-file, --password-env, --bearer-token-file, --bearer-token-env)`},
 		},
 		{
 			name: "token as user in https URL",
 			yaml: sync("  - name: a", "    source:", "      url: https://ghp_tokentokentoken@github.com/org/app"),
-			want: []string{`tether.yaml:6: syncs[0].source.url: credentials in the URL (https://***@github.com/org/app) are not allowed: put the user in auth.username and the password in a file named by auth.passwordFile (or a variable named by auth.passwordEnv)`},
+			want: []string{`tether.yaml:6: syncs[0].source.url: credentials in the URL (https://***@github.com/org/app) are not allowed: give the user as auth.username (--username) and the password or token in a file or environment variable (auth.passwordFile, auth.passwordEnv, auth.bearerTokenFile, auth.bearerTokenEnv; --password-file, --password-env, --bearer-token-file, --bearer-token-env)`},
 		},
 		{
 			name: "password in ssh URL",
@@ -367,11 +367,17 @@ func TestProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "allowInsecureHTTP on an https URL",
+			yaml: sync("  - name: a", "    source:", url, "      auth:", "        allowInsecureHTTP: true"),
+			want: []string{`tether.yaml:8: syncs[0].source.auth.allowInsecureHTTP: applies to http:// URLs only`},
+		},
+		{
 			name: "https auth combinations",
 			yaml: sync("  - name: a", "    source:", "      url: http://git.example.com/org/app", "      auth:",
 				"        passwordFile: /p", "        passwordEnv: GIT_PASSWORD", "        bearerTokenEnv: 1TOKEN",
 				"        caFile: /ca", "        sshKeyFile: /k"),
 			want: []string{
+				`tether.yaml:7: syncs[0].source.auth: refusing to send a password or token over plain http (http://git.example.com/org/app), where anyone on the path can read it: use https, or set auth.allowInsecureHTTP: true (--allow-insecure-http) for a server on a network you trust`,
 				`tether.yaml:9: syncs[0].source.auth.passwordEnv: set passwordFile or passwordEnv, not both`,
 				`tether.yaml:10: syncs[0].source.auth.bearerTokenEnv: the value is not a valid environment variable name: use letters, digits and '_', not starting with a digit (the value is not shown, in case it is a secret)`,
 				`tether.yaml:10: syncs[0].source.auth.bearerTokenEnv: a password is set too: use a password or a bearer token, not both`,
@@ -851,6 +857,25 @@ func TestSuggest(t *testing.T) {
 		if got := suggest(tt.in, fields); got != tt.want {
 			t.Errorf("suggest(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestInsecureHTTPOptIn: a password over plain http is accepted once the
+// sync says so explicitly, and carried to the source's options.
+func TestInsecureHTTPOptIn(t *testing.T) {
+	cfg, err := Parse("tether.yaml", []byte(head+`  - name: a
+    source:
+      url: http://git.lan/org/app
+      auth:
+        username: git
+        passwordFile: /p
+        allowInsecureHTTP: true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Syncs[0].Source.Auth; !a.AllowInsecureHTTP || a.Username != "git" {
+		t.Errorf("auth = %+v", a)
 	}
 }
 

@@ -81,6 +81,7 @@ type (
 		sshKeyFile, sshPassphraseFile   opt[string]
 		knownHostsFile                  opt[string]
 		insecureIgnoreHostKey           opt[bool]
+		allowInsecureHTTP               opt[bool]
 	}
 )
 
@@ -550,6 +551,7 @@ func (d *decoder) auth(n *yaml.Node, path string, a *rawAuth) {
 		{"sshPassphraseFile", func(n *yaml.Node, p string) { d.str(n, p, &a.sshPassphraseFile, checkSecretPath) }},
 		{"knownHostsFile", func(n *yaml.Node, p string) { d.str(n, p, &a.knownHostsFile, checkAbsPath) }},
 		{"insecureIgnoreHostKey", func(n *yaml.Node, p string) { d.boolean(n, p, &a.insecureIgnoreHostKey) }},
+		{"allowInsecureHTTP", func(n *yaml.Node, p string) { d.boolean(n, p, &a.allowInsecureHTTP) }},
 	})
 }
 

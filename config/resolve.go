@@ -135,7 +135,7 @@ func (d *decoder) resolveSource(rs *rawSource, line int, p string, cfg *Config) 
 	if !rs.auth.set {
 		authLine = line
 	}
-	s.Auth = d.resolveAuth(a, kind, authLine, p+".auth")
+	s.Auth = d.resolveAuth(a, s.URL, kind, authLine, p+".auth")
 	return s
 }
 
@@ -172,7 +172,7 @@ func (d *decoder) resolveRef(r opt[*rawRef], p string) source.Ref {
 
 // resolveAuth checks that the credentials fit the URL's kind, as the
 // source package will when it fetches, but with lines and field paths.
-func (d *decoder) resolveAuth(a *rawAuth, kind string, line int, p string) source.Auth {
+func (d *decoder) resolveAuth(a *rawAuth, url, kind string, line int, p string) source.Auth {
 	auth := source.Auth{
 		Username:              a.username.v,
 		PasswordFile:          cleanFile(a.passwordFile.v),
@@ -184,6 +184,7 @@ func (d *decoder) resolveAuth(a *rawAuth, kind string, line int, p string) sourc
 		SSHPassphraseFile:     cleanFile(a.sshPassphraseFile.v),
 		KnownHostsFile:        cleanFile(a.knownHostsFile.v),
 		InsecureIgnoreHostKey: a.insecureIgnoreHostKey.v,
+		AllowInsecureHTTP:     a.allowInsecureHTTP.v,
 	}
 	if a.passwordFile.set && a.passwordEnv.set {
 		d.addf(a.passwordEnv.line, p+".passwordEnv", "set passwordFile or passwordEnv, not both")
@@ -203,6 +204,9 @@ func (d *decoder) resolveAuth(a *rawAuth, kind string, line int, p string) sourc
 		v    opt[string]
 	}{{"sshKeyFile", a.sshKeyFile}, {"sshPassphraseFile", a.sshPassphraseFile}, {"knownHostsFile", a.knownHostsFile}}
 
+	if auth.AllowInsecureHTTP && kind != "http" {
+		d.addf(a.allowInsecureHTTP.line, p+".allowInsecureHTTP", "applies to http:// URLs only")
+	}
 	if kind == "ssh" {
 		for _, f := range httpOnly {
 			if f.v.set {
@@ -250,6 +254,9 @@ func (d *decoder) resolveAuth(a *rawAuth, kind string, line int, p string) sourc
 	}
 	if a.caFile.set && kind != "https" {
 		d.addf(a.caFile.line, p+".caFile", "applies to https URLs only")
+	}
+	if kind == "http" && (hasPassword || hasToken) && !auth.AllowInsecureHTTP {
+		d.addf(line, p, "%v", source.InsecureHTTPCredentials(source.Redact(url)))
 	}
 	return auth
 }

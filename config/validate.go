@@ -164,7 +164,7 @@ func repoURLKind(raw string) (string, error) {
 		return "", err
 	}
 	if info.Credentials {
-		return "", fmt.Errorf("credentials in the URL (%s) are not allowed: put the user in auth.username and the password in a file named by auth.passwordFile (or a variable named by auth.passwordEnv)", shown)
+		return "", source.CredentialsInURL(shown)
 	}
 	return info.Scheme, nil
 }

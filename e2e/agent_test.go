@@ -225,6 +225,7 @@ func gitSync(name, url, passwordFile, interval, secretFile string) string {
       auth:
         username: alice
         passwordFile: %s
+        allowInsecureHTTP: true
     path: app
 `, name, url, interval, passwordFile)
 	if secretFile != "" {

@@ -83,9 +83,8 @@ func NewGit(opts GitOptions) (*Git, error) {
 			g.log.Debug("resuming from published checkout", "revision", meta.Revision)
 		}
 	}
-	if ep.scheme == "http" && (ep.user != "" || opts.Auth.PasswordFile != "" || opts.Auth.PasswordEnv != "" ||
-		opts.Auth.BearerTokenFile != "" || opts.Auth.BearerTokenEnv != "") {
-		g.log.Warn("credentials will be sent over plain http; use https")
+	if ep.scheme == "http" && opts.Auth.AllowInsecureHTTP {
+		g.log.Warn("credentials will be sent over plain http (allowInsecureHTTP); use https")
 	}
 	return g, nil
 }
@@ -108,11 +107,6 @@ func (g *Git) Fetch(ctx context.Context) (*Artifact, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.opts.Timeout)
 	defer cancel()
 	var sc scrubber
-	sc.add(g.ep.pass)
-	if g.ep.scheme != "ssh" && (g.ep.user != "" || g.ep.pass != "") {
-		sc.add(g.ep.user) // "https://TOKEN@host" puts a token there
-		sc.addBasic(g.ep.user, g.ep.pass)
-	}
 	start := time.Now()
 	art, err := g.fetch(ctx, &sc)
 	if err != nil {
@@ -290,9 +284,6 @@ func (g *Git) connect(sc *scrubber) (*connection, error) {
 		sc.addBearer(tok)
 		auth = &githttp.TokenAuth{Token: tok}
 		conn.authDesc = "bearer token"
-	case g.ep.user != "":
-		auth = &githttp.BasicAuth{Username: g.ep.user, Password: g.ep.pass}
-		conn.authDesc = "credentials in the URL"
 	}
 	var caPEM []byte
 	if a.CAFile != "" {

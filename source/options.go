@@ -111,6 +111,24 @@ type Auth struct {
 	// InsecureIgnoreHostKey accepts any SSH host key. Every fetch logs a
 	// warning while it is set.
 	InsecureIgnoreHostKey bool
+	// AllowInsecureHTTP allows sending a password or token to an http://
+	// (not https://) URL, where anyone on the path can read it. Without
+	// it, credentials with an http:// URL are refused.
+	AllowInsecureHTTP bool
+}
+
+// CredentialsInURL is the error for an http(s) URL that carries a user
+// name, password or token: refused by the CLI, the configuration and the
+// source alike, because a URL is logged, shown in status and kept in
+// process listings. shown is the URL through Redact.
+func CredentialsInURL(shown string) error {
+	return fmt.Errorf("credentials in the URL (%s) are not allowed: give the user as auth.username (--username) and the password or token in a file or environment variable (auth.passwordFile, auth.passwordEnv, auth.bearerTokenFile, auth.bearerTokenEnv; --password-file, --password-env, --bearer-token-file, --bearer-token-env)", shown)
+}
+
+// InsecureHTTPCredentials is the error for credentials configured for a
+// plain http:// URL without AllowInsecureHTTP.
+func InsecureHTTPCredentials(shown string) error {
+	return fmt.Errorf("refusing to send a password or token over plain http (%s), where anyone on the path can read it: use https, or set auth.allowInsecureHTTP: true (--allow-insecure-http) for a server on a network you trust", shown)
 }
 
 // endpoint is a parsed, validated repository URL.
@@ -308,7 +326,12 @@ func validateGit(o GitOptions) (GitOptions, endpoint, error) {
 	}
 	hasPassword := a.PasswordFile != "" || a.PasswordEnv != ""
 	hasToken := a.BearerTokenFile != "" || a.BearerTokenEnv != ""
-	hasURLCreds := ep.scheme != "ssh" && ep.user != ""
+	if ep.scheme != "ssh" && (ep.user != "" || ep.pass != "") {
+		return o, ep, CredentialsInURL(ep.display)
+	}
+	if a.AllowInsecureHTTP && ep.scheme != "http" {
+		return o, ep, fmt.Errorf("Auth.AllowInsecureHTTP is set but %s is not an http:// URL", ep.display)
+	}
 	switch ep.scheme {
 	case "ssh":
 		if hasPassword || hasToken || a.Username != "" || a.CAFile != "" {
@@ -336,8 +359,8 @@ func validateGit(o GitOptions) (GitOptions, endpoint, error) {
 		if a.Username != "" && !hasPassword {
 			return o, ep, errors.New("a username (Auth.Username) is set without PasswordFile or PasswordEnv")
 		}
-		if hasURLCreds && (hasPassword || hasToken) {
-			return o, ep, fmt.Errorf("%s carries credentials and Auth configures others: choose one", ep.display)
+		if ep.scheme == "http" && (hasPassword || hasToken) && !a.AllowInsecureHTTP {
+			return o, ep, InsecureHTTPCredentials(ep.display)
 		}
 		if a.CAFile != "" && ep.scheme != "https" {
 			return o, ep, fmt.Errorf("a CA file (Auth.CAFile) is set but %s is not an https URL", ep.display)

@@ -33,6 +33,7 @@ func (f *sourceFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.auth.BearerTokenFile, "bearer-token-file", "", "file holding an HTTP bearer token")
 	fs.StringVar(&f.auth.BearerTokenEnv, "bearer-token-env", "", "environment variable holding an HTTP bearer token")
 	fs.StringVar(&f.auth.CAFile, "ca-file", "", "PEM bundle to trust for HTTPS, besides the system roots")
+	fs.BoolVar(&f.auth.AllowInsecureHTTP, "allow-insecure-http", false, "allow sending a password or token to an http:// URL (readable by anyone on the path)")
 	fs.StringVar(&f.auth.SSHKeyFile, "ssh-key-file", "", "SSH private key file")
 	fs.StringVar(&f.auth.SSHPassphraseFile, "ssh-passphrase-file", "", "file holding the SSH key's passphrase")
 	fs.StringVar(&f.auth.KnownHostsFile, "known-hosts", "", "known_hosts file with the SSH server's host key (required for SSH)")

@@ -82,8 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	d.step("starting a git server (basic auth) and pushing the example app")
-	git, err := gitserver.Start(gitserver.Options{Username: gitUser, Password: gitPassword})
+	d.step("starting a git server (HTTPS with its own CA, basic auth) and pushing the example app")
+	git, err := gitserver.Start(gitserver.Options{Username: gitUser, Password: gitPassword, TLS: true})
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	d.step("starting the tether agent: sync webapp-dev follows overlays/dev on branch main")
-	cfgPath, err := d.writeConfig(repo.URL)
+	cfgPath, err := d.writeConfig(repo.URL, git.CACertPEM())
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	d.step("everything keeps running until you press Ctrl-C")
 	fmt.Fprintf(stdout, "export KUBECONFIG=%s\n", d.cluster.Kubeconfig)
 	fmt.Fprintf(stdout, "%s/tether status --server %s\n", bin, statusURL)
-	fmt.Fprintf(stdout, "git clone %s  (user %s, password %s)\n", repo.URL, gitUser, gitPassword)
+	fmt.Fprintf(stdout, "git -c http.sslCAInfo=%s clone %s  (user %s, password %s)\n", filepath.Join(d.work, "git-ca.pem"), repo.URL, gitUser, gitPassword)
 	fmt.Fprintf(stdout, "agent log: %s\n", logPath)
 	<-ctx.Done()
 	return nil
@@ -210,10 +210,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // writeConfig writes the agent's configuration and the credential files it
 // names.
-func (d *demo) writeConfig(repoURL string) (string, error) {
+func (d *demo) writeConfig(repoURL string, caPEM []byte) (string, error) {
 	password := filepath.Join(d.work, "git-password")
 	secret := filepath.Join(d.work, "webhook-secret")
+	ca := filepath.Join(d.work, "git-ca.pem")
 	if err := os.WriteFile(password, []byte(gitPassword+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(ca, caPEM, 0o644); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(secret, []byte(hookSecret+"\n"), 0o600); err != nil {
@@ -236,9 +240,10 @@ syncs:
       auth:
         username: %s
         passwordFile: %s
+        caFile: %s
     path: overlays/dev
     namespace: webapp-dev
-`, secret, repoURL, gitUser, password)
+`, secret, repoURL, gitUser, password, ca)
 	path := filepath.Join(d.work, "tether.yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
