@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/tether-gitops/tether/source"
@@ -215,12 +216,26 @@ func (c *Config) Sync(name string) (Sync, bool) {
 
 // Load reads and parses the configuration file at path. Problems with the
 // content are reported as an *Error.
+//
+// Only a regular file (or a symlink to one, as a mounted ConfigMap is) is
+// read: a FIFO or a device would block the open or the read, and with them
+// the agent's shutdown.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	if fi, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("configuration %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	// O_NONBLOCK: should the path become a FIFO between the Stat and the
+	// open, the open does not wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("configuration %s: not a regular file", path)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("configuration %s: %w", path, err)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -332,8 +333,8 @@ func TestProblems(t *testing.T) {
 			name: "pruneProtected",
 			yaml: sync("  - name: a", "    pruneProtected: [Namespaces, Secret, Namespace, Namespace]", "    source:", url),
 			want: []string{
-				`tether.yaml:5: syncs[0].pruneProtected[0]: "Namespaces" is not a protected kind: want Namespace, CustomResourceDefinition or PersistentVolumeClaim (did you mean "Namespace"?)`,
-				`tether.yaml:5: syncs[0].pruneProtected[1]: "Secret" is not a protected kind: want Namespace, CustomResourceDefinition or PersistentVolumeClaim`,
+				`tether.yaml:5: syncs[0].pruneProtected[0]: "Namespaces" is not a protected kind: want one of Namespace, CustomResourceDefinition, PersistentVolumeClaim (did you mean "Namespace"?)`,
+				`tether.yaml:5: syncs[0].pruneProtected[1]: "Secret" is not a protected kind: want one of Namespace, CustomResourceDefinition, PersistentVolumeClaim`,
 				`tether.yaml:5: syncs[0].pruneProtected[3]: "Namespace" is listed twice`,
 			},
 		},
@@ -801,6 +802,42 @@ func TestLoad(t *testing.T) {
 	_, err = Load(bad)
 	if err == nil || !strings.HasPrefix(err.Error(), bad+":4: syncs[0].name: ") {
 		t.Errorf("bad file: %v, want a problem naming %s:4", err, bad)
+	}
+}
+
+// TestLoadRefusesFIFO: a FIFO (or a folder) as the configuration path is
+// refused at once instead of blocking until someone writes to it, which
+// would also block the agent's shutdown.
+func TestLoadRefusesFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "tether.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := Load(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("FIFO: %v, want 'not a regular file'", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Load blocked on a FIFO")
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("folder: %v, want 'not a regular file'", err)
+	}
+	// A symlink to a regular file (a mounted ConfigMap's ..data) is fine.
+	real := filepath.Join(dir, "real.yaml")
+	if err := os.WriteFile(real, []byte(head+"  - name: a\n    source:\n      localPath: /srv\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.yaml")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(link); err != nil {
+		t.Errorf("symlink to a file: %v", err)
 	}
 }
 

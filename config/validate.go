@@ -8,17 +8,23 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/tether-gitops/tether/source"
+	tsync "github.com/tether-gitops/tether/sync"
 )
 
 // The checks below are pure: each returns a message for a bad value, or "".
 // Messages never repeat a credential: URLs are shown through source.Redact.
 
-// protectedKinds are the kinds pruneProtected may name (sync's protected
-// kinds).
+// protectedKinds are the kinds pruneProtected may name: the Kind names of
+// sync.ProtectedKinds.
 func protectedKinds() []string {
-	return []string{"Namespace", "CustomResourceDefinition", "PersistentVolumeClaim"}
+	var out []string
+	for _, gk := range tsync.ProtectedKinds() {
+		out = append(out, gk.Kind)
+	}
+	return out
 }
 
 func checkNotEmpty(s string) string {
@@ -30,22 +36,10 @@ func checkNotEmpty(s string) string {
 
 // checkDNSLabel accepts names of syncs and namespaces.
 func checkDNSLabel(s string) string {
-	if isDNSLabel(s) {
+	if len(validation.IsDNS1123Label(s)) == 0 {
 		return ""
 	}
 	return fmt.Sprintf("%q is not a DNS label: use at most 63 lower case letters, digits and '-', starting and ending with a letter or digit", s)
-}
-
-func isDNSLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for _, c := range s {
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return false
-		}
-	}
-	return true
 }
 
 // checkAbsPath accepts the absolute paths of trust files (caFile,
@@ -131,7 +125,7 @@ func checkProtectedKind(s string) string {
 			return ""
 		}
 	}
-	msg := fmt.Sprintf("%q is not a protected kind: want Namespace, CustomResourceDefinition or PersistentVolumeClaim", s)
+	msg := fmt.Sprintf("%q is not a protected kind: want one of %s", s, strings.Join(kinds, ", "))
 	if sug := suggest(s, kinds); sug != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", sug)
 	}

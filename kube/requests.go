@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strings"
@@ -67,12 +68,49 @@ func NewRequestCounter() *RequestCounter {
 // before the clients are used.
 func (c *RequestCounter) Observe(fn func(Request)) { c.observer = fn }
 
-// Wrap is a transport wrapper for rest.Config.Wrap.
+// Wrap is a transport wrapper for rest.Config.Wrap. Besides the counter's
+// own totals, it adds each request to the Tally its context carries, if
+// any (see WithTally).
 func (c *RequestCounter) Wrap(next http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		c.record(Classify(req))
+		r := Classify(req)
+		c.record(r)
+		if t, ok := req.Context().Value(tallyKey{}).(*Tally); ok {
+			t.add(r)
+		}
 		return next.RoundTrip(req)
 	})
+}
+
+// Tally counts the requests of one piece of work, such as a reconcile,
+// among everything the clients send: the work carries it in its context
+// (WithTally) and the counting transport adds every request sent with that
+// context, retries included. The zero value is ready; it is safe for
+// concurrent use.
+type Tally struct {
+	requests, writes atomic.Int64
+}
+
+func (t *Tally) add(r Request) {
+	t.requests.Add(1)
+	if r.Mutating() {
+		t.writes.Add(1)
+	}
+}
+
+// Requests is the number of requests sent with the tally's context.
+func (t *Tally) Requests() int64 { return t.requests.Load() }
+
+// Writes is the number of those that wrote (create, update, patch or
+// delete, dry runs excluded).
+func (t *Tally) Writes() int64 { return t.writes.Load() }
+
+type tallyKey struct{}
+
+// WithTally returns a context that counts the requests sent with it (or
+// with a context derived from it) in t.
+func WithTally(ctx context.Context, t *Tally) context.Context {
+	return context.WithValue(ctx, tallyKey{}, t)
 }
 
 func (c *RequestCounter) record(r Request) {

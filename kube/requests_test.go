@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -80,5 +81,50 @@ func TestRequestCounter(t *testing.T) {
 	}
 	if s := c.String(); s != "get=10 patch(dry-run)=5 patch=5" {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+// TestTally: requests sent with a tally's context are counted in that
+// tally (and only there), besides the counter's totals, also when sent
+// concurrently by different pieces of work.
+func TestTally(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer srv.Close()
+	counter := NewRequestCounter()
+	client := &http.Client{Transport: counter.Wrap(http.DefaultTransport)}
+	send := func(ctx context.Context, method, path string) {
+		req, err := http.NewRequestWithContext(ctx, method, srv.URL+path, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		res.Body.Close()
+	}
+	var a, b Tally
+	ctxA := WithTally(context.Background(), &a)
+	ctxB, cancel := context.WithCancel(WithTally(context.Background(), &b)) // derived contexts count too
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(3)
+		go func() { defer wg.Done(); send(ctxA, "GET", "/api/v1/namespaces/x/configmaps") }()
+		go func() { defer wg.Done(); send(ctxB, "PATCH", "/api/v1/namespaces/x/configmaps/c?dryRun=All") }()
+		go func() { defer wg.Done(); send(ctxB, "DELETE", "/api/v1/namespaces/x/configmaps/c") }()
+	}
+	send(context.Background(), "POST", "/api/v1/namespaces/x/configmaps")
+	wg.Wait()
+	if a.Requests() != 10 || a.Writes() != 0 {
+		t.Errorf("tally a: %d requests, %d writes; want 10, 0", a.Requests(), a.Writes())
+	}
+	if b.Requests() != 20 || b.Writes() != 10 {
+		t.Errorf("tally b: %d requests, %d writes; want 20, 10", b.Requests(), b.Writes())
+	}
+	if counter.Total() != 31 || counter.Mutating() != 11 {
+		t.Errorf("counter: %d requests, %d writes; want 31, 11", counter.Total(), counter.Mutating())
 	}
 }

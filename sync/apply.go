@@ -105,15 +105,12 @@ func (r *run) deleteAndWait(ctx context.Context, c *Change) error {
 	client := r.resource(c.gvr, c.ID.Namespace)
 	uid := c.Live.GetUID()
 	policy := metav1.DeletePropagationBackground
-	r.requests.Add(1)
-	r.writes.Add(1)
 	err := client.Delete(ctx, c.ID.Name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("deleting for recreate: %w", apiMessage(err))
 	}
 	deadline := time.Now().Add(r.opts.Timeout)
 	for {
-		r.requests.Add(1)
 		live, err := client.Get(ctx, c.ID.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) || (err == nil && live.GetUID() != uid) {
 			return nil
@@ -144,7 +141,6 @@ func (r *run) waitEstablished(ctx context.Context, changes []*Change) error {
 	deadline := time.Now().Add(r.opts.Timeout)
 	for _, c := range crds {
 		for {
-			r.requests.Add(1)
 			live, err := r.resource(c.gvr, "").Get(ctx, c.ID.Name, metav1.GetOptions{})
 			if err == nil && conditionTrue(live, "Established") {
 				break

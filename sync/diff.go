@@ -56,12 +56,7 @@ func (c *Change) Diff() (string, error) {
 }
 
 func diffYAML(obj *unstructured.Unstructured) (string, error) {
-	c := obj.DeepCopy()
-	for _, f := range []string{"managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink"} {
-		unstructured.RemoveNestedField(c.Object, "metadata", f)
-	}
-	delete(c.Object, "status")
-	out, err := yaml.Marshal(c.Object)
+	out, err := yaml.Marshal(withoutServerFields(obj).Object)
 	if err != nil {
 		return "", fmt.Errorf("encoding %s %s/%s for diff: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 	}

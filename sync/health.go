@@ -61,14 +61,13 @@ func observe(live map[object.ObjMetadata]*unstructured.Unstructured) map[object.
 }
 
 // fingerprint hashes an object without its status and the bookkeeping the
-// server changes on every write (resourceVersion, managed fields times,
-// generation): controllers update status all the time, and that is not
-// drift from git.
+// server changes on every write (serverFields): controllers update status
+// all the time, and that is not drift from git. An object being deleted
+// has another fingerprint than the same object alive.
 func fingerprint(obj *unstructured.Unstructured) string {
-	c := obj.DeepCopy()
-	delete(c.Object, "status")
-	for _, f := range []string{"resourceVersion", "managedFields", "generation"} {
-		unstructured.RemoveNestedField(c.Object, "metadata", f)
+	c := withoutServerFields(obj)
+	if obj.GetDeletionTimestamp() != nil {
+		c.Object["deleting"] = true
 	}
 	data, err := json.Marshal(c.Object) // map keys are sorted: stable
 	if err != nil {

@@ -26,7 +26,6 @@ func (r *run) store() *inventory.Store {
 
 // loadInventory reads what the sync owned before this reconcile.
 func (r *run) loadInventory(ctx context.Context) error {
-	r.requests.Add(1)
 	inv, err := r.store().Load(ctx, r.opts.Name)
 	if err != nil {
 		return err
@@ -93,13 +92,8 @@ func (r *run) saveIfOwnershipChanged(ctx context.Context, next *inventory.Invent
 	if r.inv.Exists() && sameOwnership(r.inv, next) {
 		return nil
 	}
-	r.requests.Add(1)
-	written, err := r.store().Save(ctx, next)
-	if err != nil {
+	if _, err := r.store().Save(ctx, next); err != nil {
 		return err
-	}
-	if written {
-		r.writes.Add(1)
 	}
 	r.inv = next
 	return nil
@@ -121,7 +115,6 @@ func sameOwnership(a, b *inventory.Inventory) bool {
 // ensureNamespace creates the inventory's namespace when it is missing.
 func (r *run) ensureNamespace(ctx context.Context, name string) error {
 	nss := r.s.clients.Typed.CoreV1().Namespaces()
-	r.requests.Add(1)
 	if _, err := nss.Get(ctx, name, metav1.GetOptions{}); err == nil {
 		return nil
 	} else if !apierrors.IsNotFound(err) {
@@ -132,8 +125,6 @@ func (r *run) ensureNamespace(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("checking namespace %s for the inventory: %w", name, err)
 	}
-	r.requests.Add(1)
-	r.writes.Add(1)
 	_, err := nss.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name:   name,
 		Labels: map[string]string{contract.ManagedByLabel: contract.ManagedByValue},

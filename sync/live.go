@@ -98,7 +98,6 @@ func (r *run) readLive(ctx context.Context, refs []liveRef) (map[object.ObjMetad
 	}
 	errs = parallel(ctx, r.opts.Concurrency, len(missing), func(ctx context.Context, i int) error {
 		m := missing[i]
-		r.requests.Add(1)
 		obj, err := r.resource(m.gvr, m.id.Namespace).Get(ctx, m.id.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -127,7 +126,6 @@ func (r *run) list(ctx context.Context, client dynamic.ResourceInterface, select
 	out := map[object.ObjMetadata]*unstructured.Unstructured{}
 	opts := metav1.ListOptions{LabelSelector: selector, Limit: listPageSize}
 	for {
-		r.requests.Add(1)
 		list, err := client.List(ctx, opts)
 		if err != nil {
 			return nil, fmt.Errorf("listing %s: %w", wanted[0].gvr.Resource, err)

@@ -98,13 +98,28 @@ var (
 func isCRD(gk schema.GroupKind) bool       { return gk == crdGroupKind }
 func isNamespace(gk schema.GroupKind) bool { return gk == namespaceGroupKind }
 
-// stripServerFields removes what only the API server sets: applying them
-// would fail or pin stale values.
+// serverFields are the metadata fields only the API server sets. Applying
+// them would fail or pin stale values, and they change on every write
+// (resourceVersion, managed fields times, generation), so they are removed
+// from what tether applies and left out, with status, wherever two
+// versions of an object are compared or shown: the plan's comparison, the
+// diff, the drift fingerprint.
+var serverFields = []string{"managedFields", "resourceVersion", "generation", "uid", "selfLink", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"}
+
+// stripServerFields removes status and serverFields from obj, in place.
 func stripServerFields(obj *unstructured.Unstructured) {
-	for _, f := range []string{"resourceVersion", "uid", "selfLink", "creationTimestamp", "managedFields", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"} {
+	for _, f := range serverFields {
 		unstructured.RemoveNestedField(obj.Object, "metadata", f)
 	}
 	delete(obj.Object, "status")
+}
+
+// withoutServerFields returns a copy of obj without status and
+// serverFields.
+func withoutServerFields(obj *unstructured.Unstructured) *unstructured.Unstructured {
+	c := obj.DeepCopy()
+	stripServerFields(c)
+	return c
 }
 
 func setLabel(obj *unstructured.Unstructured, k, v string) {

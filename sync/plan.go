@@ -122,7 +122,6 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 		// read and the dry run, which answered from the newer version:
 		// compare with that version, or the controller's change would
 		// look like ours.
-		r.requests.Add(1)
 		if fresh, gerr := r.resource(c.gvr, c.ID.Namespace).Get(ctx, c.ID.Name, metav1.GetOptions{}); gerr == nil {
 			c.Live = fresh
 		}
@@ -170,10 +169,7 @@ func (r *run) patch(ctx context.Context, c *Change, dryRun bool) (*unstructured.
 	opts := metav1.PatchOptions{FieldManager: contract.FieldManager, Force: &force}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
-	} else {
-		r.writes.Add(1)
 	}
-	r.requests.Add(1)
 	return r.resource(c.gvr, c.ID.Namespace).Patch(ctx, c.ID.Name, types.ApplyPatchType, data, opts)
 }
 
@@ -191,10 +187,7 @@ func (r *run) patchRaw(ctx context.Context, c *Change, dryRun bool) error {
 		Body(data)
 	if dryRun {
 		req = req.Param("dryRun", metav1.DryRunAll)
-	} else {
-		r.writes.Add(1)
 	}
-	r.requests.Add(1)
 	return req.Do(ctx).Error()
 }
 
@@ -247,21 +240,11 @@ func (r *run) ownedElsewhere(live *unstructured.Unstructured) string {
 
 // sameObject reports whether applying would leave the live object as it is:
 // the dry-run answer equals it, except for bookkeeping only the server
-// changes (managed fields timestamps, resourceVersion, generation) and
-// status, which an apply does not write and controllers change all the
-// time (between reading the live object and the dry run, a Deployment's
-// status may well move on).
+// changes (serverFields) and status, which an apply does not write and
+// controllers change all the time (between reading the live object and the
+// dry run, a Deployment's status may well move on).
 func sameObject(live, predicted *unstructured.Unstructured) bool {
-	return equality.Semantic.DeepEqual(comparable(live), comparable(predicted))
-}
-
-func comparable(obj *unstructured.Unstructured) map[string]any {
-	c := obj.DeepCopy()
-	for _, f := range []string{"managedFields", "resourceVersion", "generation"} {
-		unstructured.RemoveNestedField(c.Object, "metadata", f)
-	}
-	delete(c.Object, "status")
-	return c.Object
+	return equality.Semantic.DeepEqual(withoutServerFields(live).Object, withoutServerFields(predicted).Object)
 }
 
 type force int

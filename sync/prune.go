@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,13 +17,17 @@ import (
 	"github.com/tether-gitops/tether/inventory"
 )
 
-// Kinds that are never pruned unless the sync allows it by name: deleting
-// a Namespace deletes everything in it, a CRD every custom resource of its
-// kind, a PersistentVolumeClaim possibly its data.
-var protectedKinds = []schema.GroupKind{
-	{Kind: "Namespace"},
-	{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"},
-	{Kind: "PersistentVolumeClaim"},
+// ProtectedKinds are the kinds never pruned unless the sync allows each by
+// name (Options.PruneProtected): deleting a Namespace deletes everything in
+// it, a CRD every custom resource of its kind, a PersistentVolumeClaim
+// possibly its data. The configuration's pruneProtected takes their Kind
+// names.
+func ProtectedKinds() []schema.GroupKind {
+	return []schema.GroupKind{
+		{Kind: "Namespace"},
+		{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"},
+		{Kind: "PersistentVolumeClaim"},
+	}
 }
 
 // candidate is an object the inventory has and the revision lacks.
@@ -39,8 +44,10 @@ type candidate struct {
 // still carries this sync's label and owning-inventory annotation (one taken
 // over by someone else is forgotten, not deleted), does not carry
 // tether.dev/prune: disabled, and is not of a protected kind the sync did
-// not allow; if more objects would be deleted than the delete budget
-// allows, nothing is deleted and the refusal is reported. Deletes go in
+// not allow; an object already being deleted (deletionTimestamp set) is not
+// deleted again and does not count against the delete budget; if more
+// objects would be deleted than the delete budget allows, nothing is
+// deleted and the refusal is reported. Deletes go in
 // reverse dependency order (everything else, then Namespaces, then CRDs),
 // with background propagation and a UID precondition, so an object
 // recreated meanwhile is not touched. The inventory forgets what was
@@ -150,6 +157,10 @@ func (r *run) classifyPrune(ctx context.Context) ([]PruneOutcome, []candidate, e
 		switch reason := r.keepReason(c, invID); {
 		case c.live == nil:
 			outcomes = append(outcomes, PruneOutcome{ID: c.id, Action: ActionPrune, Reason: "already gone"})
+		case c.live.GetDeletionTimestamp() != nil:
+			// Someone deleted it already and its finalizers are running:
+			// no second delete, and nothing drawn from the budget.
+			outcomes = append(outcomes, PruneOutcome{ID: c.id, Action: ActionPrune, Reason: "already being deleted"})
 		case reason != "":
 			outcomes = append(outcomes, PruneOutcome{ID: c.id, Action: ActionOrphan, Reason: reason})
 		default:
@@ -183,13 +194,7 @@ func (r *run) keepReason(c candidate, invID string) string {
 }
 
 func (r *run) protected(gk schema.GroupKind) bool {
-	isProtected := false
-	for _, p := range protectedKinds {
-		if p == gk {
-			isProtected = true
-		}
-	}
-	if !isProtected {
+	if !slices.Contains(ProtectedKinds(), gk) {
 		return false
 	}
 	for _, allowed := range r.opts.PruneProtected {
@@ -239,8 +244,6 @@ func deleteStage(gk schema.GroupKind) int {
 func (r *run) delete(ctx context.Context, c candidate) PruneOutcome {
 	policy := metav1.DeletePropagationBackground
 	uid := c.live.GetUID()
-	r.requests.Add(1)
-	r.writes.Add(1)
 	err := r.resource(c.ref.gvr, c.id.Namespace).Delete(ctx, c.id.Name, metav1.DeleteOptions{
 		PropagationPolicy: &policy,
 		Preconditions:     &metav1.Preconditions{UID: &uid},

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/cli-utils/pkg/object"
 
 	"github.com/tether-gitops/tether/health"
 	"github.com/tether-gitops/tether/inventory"
+	"github.com/tether-gitops/tether/kube"
 )
 
 // Reconcile makes the cluster match one revision. It reads as the list of
@@ -19,13 +20,17 @@ import (
 func (s *Syncer) Reconcile(ctx context.Context, opts Options, in Input) (*Result, error) {
 	r := &run{s: s, opts: opts.withDefaults(), in: in}
 	r.res = &Result{Sync: opts.Name, Revision: in.Revision, Path: in.Path, Started: s.now(), Status: health.Healthy}
+	// Every request this reconcile sends is counted by the clients'
+	// transport into its tally.
+	tally := &kube.Tally{}
+	ctx = kube.WithTally(ctx, tally)
 	defer func() {
 		if r.inv != nil {
 			r.res.Owned = len(r.inv.Entries)
 		}
 		r.res.Duration = s.now().Sub(r.res.Started)
-		r.res.Writes = r.writes.Load()
-		r.res.Requests = r.requests.Load()
+		r.res.Writes = tally.Writes()
+		r.res.Requests = tally.Requests()
 		sortChanges(r.res.Changes)
 	}()
 	if err := r.opts.validate(); err != nil {
@@ -100,9 +105,6 @@ type run struct {
 	invID string
 	// appliedAt is when the apply phase finished.
 	appliedAt time.Time
-
-	writes   atomic.Int64
-	requests atomic.Int64
 }
 
 // fail records the failed phase and returns the error as a *PhaseError.
@@ -143,20 +145,8 @@ func (o Options) validate() error {
 	if o.Name == "" {
 		return fmt.Errorf("the sync needs a name")
 	}
-	if len(o.Name) > 63 || !isDNSLabel(o.Name) {
+	if len(validation.IsDNS1123Label(o.Name)) > 0 {
 		return fmt.Errorf("sync name %q: must be a DNS label (lower case letters, digits and '-', at most 63)", o.Name)
 	}
 	return nil
-}
-
-func isDNSLabel(s string) bool {
-	if s == "" || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for _, c := range s {
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return false
-		}
-	}
-	return true
 }
