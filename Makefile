@@ -45,11 +45,24 @@ e2e: deps tools ## end-to-end tests against a real control plane and git server 
 	$(GO) vet -tags e2e ./e2e/...
 	$(GO) test -tags e2e -count=1 -p 1 -timeout $(E2E_TIMEOUT) ./e2e/...
 
+# The bench is a Go module of its own (bench/go.mod: Flux's apply engine and
+# the kubectl libraries bring their own k8s.io versions), built into bin/.
 # BENCH_CLIUTILS=full also runs the slow cli-utils steps after its cold apply
 # (about 15 more minutes); BENCH_CLIUTILS=off leaves cli-utils out.
+# BENCH_SCALE=1 adds the long steps: 5,000 objects, 100 syncs, a 4,000-document
+# build beside the kustomize CLI (about 15 more minutes).
+BENCH_SCALE ?= 0
+# The kustomize CLI release built on sigs.k8s.io/kustomize/api v0.20.1, the
+# version tether renders with (go.mod).
+KUSTOMIZE_VERSION := v5.7.1
+
 .PHONY: bench
-bench: deps tools build ## benchmarks against kubectl and the stock cli-utils applier (see bench/)
-	$(GO) run ./bench --bin-dir $(BIN) --cliutils "$${BENCH_CLIUTILS:-cold}"
+bench: deps tools build bin/kustomize ## tether against Flux, kubectl, the raw floor and cli-utils (see bench/)
+	cd bench && $(GO) build -o $(BIN)/bench .
+	$(BIN)/bench --bin-dir $(BIN) --cliutils "$${BENCH_CLIUTILS:-cold}" --scale=$(if $(filter 1,$(BENCH_SCALE)),true,false)
+
+bin/kustomize:
+	GOBIN=$(BIN) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 .PHONY: build
 build: bin/tether ## build bin/tether

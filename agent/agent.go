@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/cli-utils/pkg/object"
 
 	"github.com/tether-gitops/tether/config"
 	"github.com/tether-gitops/tether/inventory"
@@ -66,10 +67,11 @@ type Options struct {
 type Agent struct {
 	opts    Options
 	clients *kube.Clients
-	syncer  *tsync.Syncer
+	syncer  reconciler
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	hooks   *webhook.Receiver
+	images  *imageAutomation
 	events  record.EventRecorder
 	stopEv  func()
 
@@ -97,6 +99,14 @@ type Agent struct {
 
 	secretMu   gosync.Mutex
 	secretErrs map[string]string
+}
+
+// reconciler is what the agent needs from package sync (a *sync.Syncer):
+// one reconcile, and the cheap check of whether anything a reconcile
+// observed has changed since.
+type reconciler interface {
+	Reconcile(ctx context.Context, opts tsync.Options, in tsync.Input) (*tsync.Result, error)
+	Drifted(ctx context.Context, opts tsync.Options, observed map[object.ObjMetadata]string) (bool, error)
 }
 
 // deletion is a pending deleteOnRemove of a sync.
@@ -128,17 +138,19 @@ func New(opts Options, clients *kube.Clients, m *metrics.Metrics, log *slog.Logg
 	a := &Agent{
 		opts:      opts,
 		clients:   clients,
-		syncer:    tsync.New(clients, log),
 		metrics:   m,
 		log:       log,
 		runners:   map[string]*runner{},
 		deletions: map[string]*deletion{},
 	}
+	syncer := tsync.New(clients, log)
 	if opts.Render != nil {
-		a.syncer.WithRenderer(opts.Render)
+		syncer.WithRenderer(opts.Render)
 	}
+	a.syncer = syncer
 	clients.Requests.Observe(m.APIRequest)
-	a.hooks = webhook.New(webhook.Options{Trigger: a.Trigger, Logger: log})
+	a.images = newImageAutomation(a)
+	a.hooks = webhook.New(webhook.Options{Trigger: a.Trigger, TriggerImages: a.images.notify, Logger: log})
 	a.events, a.stopEv = newRecorder(clients, log)
 	return a
 }
@@ -248,7 +260,9 @@ func (a *Agent) lead(parent context.Context) {
 	stop := a.reconcileRunners()
 	a.mu.Unlock()
 	stopAll(stop)
+	stopImages := a.images.lead(ctx)
 	<-ctx.Done()
+	stopImages()
 	a.mu.Lock()
 	a.leadCtx, a.leadCancel = nil, nil
 	runners := make([]*runner, 0, len(a.runners))
@@ -443,6 +457,8 @@ func (a *Agent) Status() Status {
 	if a.cfg == nil {
 		return st
 	}
+	st.InventoryNamespace = a.invNamespace
+	st.Images = a.images.status()
 	for _, s := range a.cfg.Syncs {
 		if r, ok := a.runners[s.Name]; ok {
 			st.Syncs = append(st.Syncs, r.snapshot())

@@ -81,7 +81,7 @@ func (a *Agent) WebhookHandler() http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		a.hooks.ServeHTTP(rec, r)
 		endpoint := "other"
-		if r.URL.Path == webhook.GitHubPath || r.URL.Path == webhook.GenericPath {
+		if r.URL.Path == webhook.GitHubPath || r.URL.Path == webhook.GenericPath || r.URL.Path == webhook.RegistryPath {
 			endpoint = r.URL.Path
 		}
 		a.metrics.Webhook(endpoint, rec.code)

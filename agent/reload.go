@@ -56,6 +56,7 @@ func (a *Agent) watchConfig(ctx context.Context) {
 			cfg := a.cfg
 			a.mu.Unlock()
 			a.hooks.SetTargets(a.webhookTargets(cfg))
+			a.hooks.SetRegistryTargets(a.images.registryTargets(cfg))
 		case ev, ok := <-w.Events:
 			if !ok {
 				return
@@ -125,6 +126,8 @@ func (a *Agent) reload() {
 // the running syncs.
 func (a *Agent) setConfig(cfg *config.Config) {
 	a.hooks.SetTargets(a.webhookTargets(cfg))
+	a.hooks.SetRegistryTargets(a.images.registryTargets(cfg))
+	a.images.setConfig(cfg)
 	a.mu.Lock()
 	a.cfg = cfg
 	a.cfgErr = ""
@@ -178,7 +181,7 @@ func (a *Agent) secretProblem(sync, problem string) bool {
 }
 
 func sameConfig(a, b *config.Config) bool {
-	if len(a.Syncs) != len(b.Syncs) || a.Defaults.InventoryNamespace != b.Defaults.InventoryNamespace || a.Webhook != b.Webhook {
+	if len(a.Syncs) != len(b.Syncs) || a.Defaults.InventoryNamespace != b.Defaults.InventoryNamespace || a.Webhook != b.Webhook || !a.SameImages(b) {
 		return false
 	}
 	for i := range a.Syncs {

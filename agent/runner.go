@@ -137,14 +137,12 @@ func (r *runner) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		wait := Jitter(interval, jitter, rand.Float64())
 		if err != nil {
 			r.failures++
-			base := min(backoffBase, interval)
-			wait = Jitter(Backoff(r.failures, base, max(backoffMax, interval)), jitter, rand.Float64())
 		} else {
 			r.failures = 0
 		}
+		wait := nextWait(r.failures, interval, rand.Float64())
 		r.update(func(s *SyncStatus) {
 			s.ConsecutiveFailures = r.failures
 			s.NextAttempt = time.Now().Add(wait)
@@ -217,7 +215,7 @@ func (r *runner) reconcile(parent context.Context) error {
 		commit = c.Hash
 	}
 	r.a.metrics.Reconcile(r.cfg.Name, res, err, commit, drift, res.Owned)
-	attempt := &Attempt{Outcome: metrics.OutcomeSuccess, Revision: art.Revision, Counts: countsOf(res), Writes: res.Writes}
+	attempt := &Attempt{Outcome: metrics.OutcomeSuccess, Revision: art.Revision, Counts: countsOf(res), Writes: res.Writes, Phases: phasesOf(res)}
 	if err != nil {
 		attempt.Outcome, attempt.Phase, attempt.Error = metrics.OutcomeFailure, res.Phase, err.Error()
 		r.observed = nil
@@ -242,6 +240,7 @@ func (r *runner) reconcile(parent context.Context) error {
 			s.Applied = &RevisionStatus{Revision: art.Revision, Commit: commitOf(art), At: time.Now()}
 		})
 	}
+	r.a.images.applied(r.cfg, art.Revision, res) // images.go: the rollout gate
 	r.update(func(s *SyncStatus) {
 		if res.Health != nil {
 			s.Health = res.Status
@@ -256,7 +255,12 @@ func (r *runner) reconcile(parent context.Context) error {
 func (r *runner) record(started time.Time, a *Attempt) {
 	a.At = started
 	a.Duration = time.Since(started).Round(time.Millisecond).String()
-	r.update(func(s *SyncStatus) { s.LastAttempt = a })
+	r.update(func(s *SyncStatus) {
+		s.LastAttempt = a
+		if a.Outcome != metrics.OutcomeSkipped {
+			s.History = withAttempt(s.History, *a)
+		}
+	})
 }
 
 func (r *runner) gitStats() {

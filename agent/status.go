@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -26,8 +27,14 @@ type Status struct {
 	ConfigError string `json:"configError,omitempty"`
 	// ConfigLoadedAt is when the running configuration was loaded.
 	ConfigLoadedAt time.Time `json:"configLoadedAt"`
+	// InventoryNamespace holds the syncs' inventory ConfigMaps (empty
+	// until the configuration is loaded).
+	InventoryNamespace string `json:"inventoryNamespace,omitempty"`
 	// Syncs holds one entry per configured sync, sorted by name.
 	Syncs []SyncStatus `json:"syncs"`
+	// Images is the image automation (images_status.go); absent when no
+	// image policy is configured.
+	Images *ImagesStatus `json:"images,omitempty"`
 }
 
 // SyncStatus is the state of one sync.
@@ -47,6 +54,11 @@ type SyncStatus struct {
 	Applied *RevisionStatus `json:"applied,omitempty"`
 	// LastAttempt is the newest reconcile.
 	LastAttempt *Attempt `json:"lastAttempt,omitempty"`
+	// History holds the newest reconciles that did work (at most
+	// HistorySize, newest first); polls that found nothing to do
+	// (outcome skipped) are left out, so they cannot push real attempts
+	// out.
+	History []Attempt `json:"history,omitempty"`
 	// ConsecutiveFailures counts failed reconciles since the last success.
 	ConsecutiveFailures int `json:"consecutiveFailures"`
 	// NextAttempt is when the next reconcile is due (sooner on a trigger).
@@ -92,7 +104,18 @@ type Attempt struct {
 	Counts map[string]int `json:"counts,omitempty"`
 	// Writes is the number of writes it sent.
 	Writes int64 `json:"writes"`
+	// Phases is how long each phase that ran took, in the order they ran.
+	Phases []PhaseTiming `json:"phases,omitempty"`
 }
+
+// PhaseTiming is how long one phase of a reconcile took.
+type PhaseTiming struct {
+	Phase    string `json:"phase"`
+	Duration string `json:"duration"`
+}
+
+// HistorySize bounds SyncStatus.History.
+const HistorySize = 10
 
 // ObjectHealth is an object that is not Healthy.
 type ObjectHealth struct {
@@ -126,6 +149,38 @@ func countsOf(res *tsync.Result) map[string]int {
 		out[string(a)] = n
 	}
 	return out
+}
+
+// phasesOf lists the phase durations of a reconcile in the order the
+// phases ran; phases this list does not know come last, by name.
+func phasesOf(res *tsync.Result) []PhaseTiming {
+	if res == nil || len(res.Phases) == 0 {
+		return nil
+	}
+	// The order in which sync.Reconcile runs its timed phases.
+	phaseOrder := []string{"build", "plan", "apply", "prune", "health"}
+	names := make([]string, 0, len(res.Phases))
+	for p := range res.Phases {
+		if !slices.Contains(phaseOrder, p) {
+			names = append(names, p)
+		}
+	}
+	sort.Strings(names)
+	var out []PhaseTiming
+	for _, p := range append(phaseOrder, names...) {
+		if d, ok := res.Phases[p]; ok {
+			out = append(out, PhaseTiming{Phase: p, Duration: d.Round(time.Millisecond).String()})
+		}
+	}
+	return out
+}
+
+// withAttempt returns history with a prepended, at most HistorySize long.
+// It never modifies history: snapshots handed out earlier share it.
+func withAttempt(history []Attempt, a Attempt) []Attempt {
+	out := make([]Attempt, 0, min(len(history)+1, HistorySize))
+	out = append(out, a)
+	return append(out, history[:min(len(history), HistorySize-1)]...)
 }
 
 func unhealthyOf(res *tsync.Result) []ObjectHealth {

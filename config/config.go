@@ -67,6 +67,11 @@ type Config struct {
 	Webhook Webhook
 	// Syncs are the syncs in file order; names are unique.
 	Syncs []Sync
+	// Registries configure registry hosts (images.go).
+	Registries []Registry
+	// ImagePolicies are the image policies, in file order; names are
+	// unique (images.go).
+	ImagePolicies []ImagePolicy
 }
 
 // Defaults are the settings every sync inherits unless it sets its own.
@@ -124,6 +129,9 @@ type Sync struct {
 	// WebhookSecretFile holds the sync's webhook HMAC secret (its own or
 	// the shared one); empty when webhooks are not configured for it.
 	WebhookSecretFile string
+	// ImageUpdates configures image write-back (images.go); off when not
+	// Enabled.
+	ImageUpdates ImageUpdates
 }
 
 // Source is where a sync's manifests come from: a git repository (URL) or
@@ -201,7 +209,8 @@ func (s Sync) Equal(o Sync) bool {
 		s.DeleteBudget == o.DeleteBudget &&
 		slices.Equal(s.PruneProtected, o.PruneProtected) &&
 		s.Timeout == o.Timeout &&
-		s.WebhookSecretFile == o.WebhookSecretFile
+		s.WebhookSecretFile == o.WebhookSecretFile &&
+		s.ImageUpdates == o.ImageUpdates
 }
 
 // Sync returns the sync named name.

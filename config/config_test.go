@@ -66,6 +66,8 @@ func TestExampleParses(t *testing.T) {
 		PruneProtected:    []string{"Namespace"},
 		Timeout:           5 * time.Minute,
 		WebhookSecretFile: "/etc/tether/webhook/webapp",
+		ImageUpdates: ImageUpdates{Enabled: true, Branch: "image-updates", Path: ".", AuthorName: "tether", AuthorEmail: "tether@example.com",
+			MessageTemplate: "Update images ({{.Sync}})\n\n{{range .Changes}}- {{.Image}}: {{.Old}} → {{.New}} ({{.File}}:{{.Line}})\n{{end}}\n", RolloutTimeout: 10 * time.Minute},
 	}
 	if !dev.Equal(wantDev) {
 		t.Errorf("webapp-dev =\n%+v\nwant\n%+v", dev, wantDev)

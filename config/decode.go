@@ -41,6 +41,9 @@ type (
 		defaults   rawDefaults
 		webhook    rawWebhook
 		syncs      opt[[]*rawSync]
+		// images.go
+		registries    []*rawRegistry
+		imagePolicies []*rawImagePolicy
 	}
 	rawDefaults struct {
 		interval, timeout  opt[time.Duration]
@@ -62,6 +65,7 @@ type (
 		pruneProtected                          opt[[]string]
 		timeout                                 opt[time.Duration]
 		webhook                                 rawWebhook
+		imageUpdates                            *rawImageUpdates // images.go
 	}
 	rawSource struct {
 		url, localPath    opt[string]
@@ -142,6 +146,8 @@ func (d *decoder) document(data []byte) *rawConfig {
 		{"defaults", func(n *yaml.Node, p string) { d.defaults(n, p, &raw.defaults) }},
 		{"webhook", func(n *yaml.Node, p string) { d.webhook(n, p, &raw.webhook) }},
 		{"syncs", func(n *yaml.Node, p string) { d.syncs(n, p, &raw.syncs) }},
+		{"registries", func(n *yaml.Node, p string) { d.registries(n, p, &raw.registries) }},
+		{"imagePolicies", func(n *yaml.Node, p string) { d.imagePolicies(n, p, &raw.imagePolicies) }},
 	})
 	if !ok {
 		return nil
@@ -503,6 +509,7 @@ func (d *decoder) sync(n *yaml.Node, path string, s *rawSync) bool {
 		{"deleteOnRemove", func(n *yaml.Node, p string) { d.boolean(n, p, &s.deleteOnRemove) }},
 		{"webhook", func(n *yaml.Node, p string) { d.webhook(n, p, &s.webhook) }},
 		{"suspend", func(n *yaml.Node, p string) { d.boolean(n, p, &s.suspend) }},
+		{"imageUpdates", func(n *yaml.Node, p string) { s.imageUpdates = d.imageUpdates(n, p) }},
 	})
 }
 

@@ -57,8 +57,11 @@ func (d *decoder) resolve(raw *rawConfig) *Config {
 				names[rs.name.v] = rs.name.line
 			}
 		}
-		cfg.Syncs = append(cfg.Syncs, d.resolveSync(rs, p, cfg))
+		s := d.resolveSync(rs, p, cfg)
+		s.ImageUpdates = d.resolveImageUpdates(rs, p+".imageUpdates", s)
+		cfg.Syncs = append(cfg.Syncs, s)
 	}
+	d.resolveImages(raw, cfg)
 	return cfg
 }
 

@@ -160,3 +160,63 @@ func ObjectRef(id object.ObjMetadata) string {
 	}
 	return kind + "/" + id.Namespace + "/" + id.Name
 }
+
+// Image automation (package images). Users write the marker into their
+// manifests and read the records with kubectl; alert rules and dashboards
+// read the metrics.
+const (
+	// ImageMarker starts the YAML comment that ties a value in a manifest
+	// to an image policy: `image: reg/app:1.0.0 # tether:image webapp`.
+	// Changing it would leave every marked file in every repository
+	// unrecognised.
+	ImageMarker = "tether:image"
+
+	// ImageRecordsPrefix prefixes the ConfigMap, in the inventory
+	// namespace, that holds a sync's image update records (what tether
+	// wrote, rollout outcomes, failed tags, holds): tether-images-<sync>.
+	// A restarted agent or a new leader reads them, and
+	// `tether images release` edits them.
+	ImageRecordsPrefix = "tether-images-"
+	// ImageRecordsKey is the data key of that ConfigMap holding the
+	// records as JSON.
+	ImageRecordsKey = "images.json"
+	// ImageRecordsLabel marks the records ConfigMaps; its value is the
+	// sync name, so `kubectl get cm -l tether.dev/image-records` lists
+	// them.
+	ImageRecordsLabel = Domain + "/image-records"
+	// ImageRecordsVersion is the version of the JSON document under
+	// ImageRecordsKey. A tether that reads a higher version refuses to
+	// write the records rather than drop what it does not understand.
+	ImageRecordsVersion = 1
+)
+
+// Image automation metrics. Labels are bounded by the configuration:
+// policy and sync names, and fixed outcome values.
+const (
+	// MetricImageScans counts registry scans per policy and outcome
+	// (success, failure).
+	MetricImageScans = "tether_image_scans_total"
+	// MetricImageScanFailing is 1 while a policy's newest scan failed.
+	MetricImageScanFailing = "tether_image_scan_failing"
+	// MetricImageTags is the number of tags the newest scan of a policy
+	// saw in its repository.
+	MetricImageTags = "tether_image_tags"
+	// MetricImageRegistryRequests counts HTTP requests sent to registries
+	// per policy (pings, token exchanges, tag pages, manifests).
+	MetricImageRegistryRequests = "tether_image_registry_requests_total"
+	// MetricImageWriteBacks counts write-back rounds per sync and outcome
+	// (committed, unchanged, failure).
+	MetricImageWriteBacks = "tether_image_writebacks_total"
+	// MetricImageWriteBackFailing is 1 while a sync's newest write-back
+	// round failed (push refused, unreachable remote, bad markers).
+	MetricImageWriteBackFailing = "tether_image_writeback_failing"
+	// MetricImageRollouts counts gated rollouts per sync, policy and
+	// outcome (succeeded, failed).
+	MetricImageRollouts = "tether_image_rollouts_total"
+	// MetricImageHeld is 1 while a policy is held for a sync (a manual
+	// rollback, until a newer tag or `tether images release`).
+	MetricImageHeld = "tether_image_update_held"
+	// MetricImageFailedTags is the number of tags remembered as failed per
+	// sync and policy (never proposed again).
+	MetricImageFailedTags = "tether_image_failed_tags"
+)

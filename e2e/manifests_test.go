@@ -43,7 +43,7 @@ func TestInstallBundle(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Namespace/tether-system", "ServiceAccount/tether", "ClusterRole/tether-sync", "ClusterRoleBinding/tether-sync",
-		"Role/tether-agent", "RoleBinding/tether-agent", "ConfigMap/tether-config", "ConfigMap/tether-alert-rules",
+		"Role/tether-agent", "RoleBinding/tether-agent", "ClusterRole/tether-ui", "ClusterRoleBinding/tether-ui", "ConfigMap/tether-config", "ConfigMap/tether-alert-rules",
 		"Deployment/tether", "Service/tether",
 	} {
 		if !kinds[want] {
@@ -69,5 +69,8 @@ func TestInstallBundle(t *testing.T) {
 	}
 	if out, err := exec.Command("promtool", "check", "rules", filepath.Join(root, "manifests", "alerts", "tether.rules.yaml")).CombinedOutput(); err != nil {
 		t.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("promtool", "test", "rules", filepath.Join(root, "manifests", "alerts", "tether.rules.test.yaml")).CombinedOutput(); err != nil {
+		t.Errorf("promtool test rules: %v\n%s", err, out)
 	}
 }

@@ -9,6 +9,8 @@ wanted=(
   "openssh-client:/usr/bin/ssh-keygen"
   "openssh-server:/usr/sbin/sshd"
   "prometheus:/usr/bin/promtool"
+  "chromium:/usr/bin/chromium"
+  "docker-registry:/usr/bin/docker-registry"
 )
 
 missing=()

@@ -43,6 +43,7 @@ type Metrics struct {
 	leader            prometheus.Gauge
 	configReloads     *prometheus.CounterVec
 	webhookRequests   *prometheus.CounterVec
+	images            *imageMetrics // images.go
 }
 
 // Outcomes of a reconcile, the values of the outcome label.
@@ -127,6 +128,7 @@ func New() *Metrics {
 		Name: contract.MetricWebhookRequests,
 		Help: "Webhook requests by endpoint and HTTP status code.",
 	}, []string{"endpoint", "code"})
+	m.images = newImageMetrics()
 	m.reg.MustRegister(
 		m.reconcileDuration, m.lastSuccess, m.revisionInfo, m.objects, m.health, m.failing,
 		m.drift, m.inventory, m.gitRefListings, m.gitFetches, m.gitFetchedBytes, m.apiRequests,
@@ -134,6 +136,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.reg.MustRegister(m.images.collectors()...)
 	return m
 }
 

@@ -130,6 +130,9 @@ func (b *build) readFile(rel string) (string, []byte, error) {
 		// Opening a FIFO or device would block or read forever.
 		return "", nil, &Error{File: res, Reason: "not a regular file", Err: fs.ErrInvalid}
 	}
+	if b.onRead != nil {
+		b.onRead(res)
+	}
 	max := b.opts.MaxFileSize
 	if fi.Size() > max {
 		return "", nil, refusal(res, "", ErrTooLarge, fmt.Sprintf("%d bytes, more than the %d allowed per file (MaxFileSize)", fi.Size(), max))

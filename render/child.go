@@ -21,7 +21,11 @@ var errNoNetwork = errors.New("network access is not allowed while rendering")
 // ServeChild is the child's side of Isolated.Build: it reads the request
 // from stdin, confines its own process (hard memory and CPU limits, no
 // network, no programs to run), builds, and writes the objects or the
-// build's error to stdout. A build that fails is an answer, not an error:
+// build's error to stdout. When the kernel signals that the CPU limit
+// passed (SIGXCPU, at the soft limit), it stops waiting for the build and
+// answers with a CPU-limit error at once. It tells the parent each file
+// before reading it, and the CPU limit, on the report pipe the request
+// names (see report.go). A build that fails is an answer, not an error:
 // ServeChild returns an error only when it cannot read the request, confine
 // itself or write the answer, and the caller should then print it to
 // stderr and exit with a non-zero status.
@@ -34,6 +38,9 @@ func ServeChild(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Asked for before the limits apply, so no SIGXCPU can be missed.
+	cpuLimit, stopSignals := cpuLimitSignal()
+	defer stopSignals()
 	if err := confine(req.MemoryLimit, req.CPULimit); err != nil {
 		return fmt.Errorf("render: confining the renderer: %w", err)
 	}
@@ -42,8 +49,33 @@ func ServeChild(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		// not corrupt the answer.
 		os.Stdout = os.Stderr
 	}
-	rs, buildErr := Build(ctx, req.Options)
-	answer, err := encodeAnswer(req.Options, rs, buildErr)
+	var report *childReport
+	if req.ReportFD > 0 {
+		report = &childReport{w: os.NewFile(uintptr(req.ReportFD), "render-report")}
+	}
+	type result struct {
+		rs  []Resource
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rs, err := buildReporting(ctx, req.Options, report.read)
+		done <- result{rs, err}
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-cpuLimit:
+		report.cpuLimit()
+		select {
+		case res = <-done: // finished just in time
+		default:
+			// kustomize cannot be interrupted; the process ends when
+			// ServeChild returns.
+			res.err = cpuLimitError(displayDir(req.Options.Path), req.CPULimit)
+		}
+	}
+	answer, err := encodeAnswer(req.Options, res.rs, res.err)
 	if err != nil {
 		return err
 	}

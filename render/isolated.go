@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -51,8 +52,9 @@ type Isolated struct {
 	// stacks, runtime structures). Default DefaultMemoryLimit.
 	MemoryLimit int64
 	// CPULimit caps the CPU time of the child, all threads, user and
-	// system, rounded up to whole seconds (RLIMIT_CPU). Default
-	// DefaultCPULimit.
+	// system, rounded up to whole seconds (RLIMIT_CPU: the soft limit, at
+	// which the child answers with a CPU-limit error; the kernel kills it
+	// cpuGrace later). Default DefaultCPULimit.
 	CPULimit time.Duration
 	// Env is the child's whole environment: it does not inherit the
 	// parent's, so credentials stay out of it. PATH is removed from it.
@@ -62,7 +64,7 @@ type Isolated struct {
 // childProtocol is the version of what parent and child exchange; both are
 // the same binary, but a binary replaced on disk under a running agent
 // could meet an older one.
-const childProtocol = 1
+const childProtocol = 2
 
 // maxRequest bounds what the child reads from its stdin.
 const maxRequest = 1 << 20
@@ -73,6 +75,9 @@ type childRequest struct {
 	Options     Options       `json:"options"`
 	MemoryLimit int64         `json:"memoryLimit"`
 	CPULimit    time.Duration `json:"cpuLimit"`
+	// ReportFD is the child's descriptor of the report pipe (see
+	// report.go); 0 when there is none.
+	ReportFD int `json:"reportFD,omitempty"`
 }
 
 // childAnswer is what the child writes to its stdout: the objects, or the
@@ -209,37 +214,17 @@ func answerLimit(opts Options) int64 {
 // category). On top of Build's own errors:
 //
 //   - a child that runs out of its memory or CPU time gives an *Error of
-//     category ErrTooLarge ("rendering used more than 768 MiB of memory");
+//     category ErrTooLarge ("rendering used more than 768 MiB of memory",
+//     naming the file the child read last; "rendering used more than 2m0s
+//     of CPU"), never the one for the other (see explain);
 //   - when ctx ends, the child is killed and the error wraps ctx.Err();
 //   - a child that crashes otherwise gives an error with the end of its
 //     stderr (a few KB at most).
 func (iso Isolated) Build(ctx context.Context, opts Options) ([]Resource, error) {
-	opts, err := opts.withDefaults()
+	iso, opts, req, err := iso.request(opts)
 	if err != nil {
 		return nil, err
 	}
-	if len(iso.Command) == 0 || iso.Command[0] == "" {
-		return nil, errors.New("render: Isolated.Command is empty")
-	}
-	if iso.MemoryLimit < 0 || iso.CPULimit < 0 {
-		return nil, fmt.Errorf("render: negative limit for the renderer (MemoryLimit %d, CPULimit %v)", iso.MemoryLimit, iso.CPULimit)
-	}
-	if iso.MemoryLimit == 0 {
-		iso.MemoryLimit = DefaultMemoryLimit
-	}
-	if iso.CPULimit == 0 {
-		iso.CPULimit = DefaultCPULimit
-	}
-	// The child works from "/", so the root must not depend on the
-	// parent's working directory.
-	if opts.Root, err = filepath.Abs(opts.Root); err != nil {
-		return nil, fmt.Errorf("render: root %q: %w", opts.Root, err)
-	}
-	req, err := json.Marshal(childRequest{Protocol: childProtocol, Options: opts, MemoryLimit: iso.MemoryLimit, CPULimit: iso.CPULimit})
-	if err != nil {
-		return nil, fmt.Errorf("render: encoding the request for the renderer: %w", err)
-	}
-
 	cancelled := func() error {
 		return &Error{File: displayDir(opts.Path), Reason: "build cancelled: " + ctx.Err().Error(), Err: ctx.Err()}
 	}
@@ -261,6 +246,37 @@ func (iso Isolated) Build(ctx context.Context, opts Options) ([]Resource, error)
 	return nil, iso.failure(opts, run)
 }
 
+// request checks iso and opts, fills in their defaults and returns them
+// with the request for the child.
+func (iso Isolated) request(opts Options) (Isolated, Options, []byte, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return iso, opts, nil, err
+	}
+	if len(iso.Command) == 0 || iso.Command[0] == "" {
+		return iso, opts, nil, errors.New("render: Isolated.Command is empty")
+	}
+	if iso.MemoryLimit < 0 || iso.CPULimit < 0 {
+		return iso, opts, nil, fmt.Errorf("render: negative limit for the renderer (MemoryLimit %d, CPULimit %v)", iso.MemoryLimit, iso.CPULimit)
+	}
+	if iso.MemoryLimit == 0 {
+		iso.MemoryLimit = DefaultMemoryLimit
+	}
+	if iso.CPULimit == 0 {
+		iso.CPULimit = DefaultCPULimit
+	}
+	// The child works from "/", so the root must not depend on the
+	// parent's working directory.
+	if opts.Root, err = filepath.Abs(opts.Root); err != nil {
+		return iso, opts, nil, fmt.Errorf("render: root %q: %w", opts.Root, err)
+	}
+	req, err := json.Marshal(childRequest{Protocol: childProtocol, Options: opts, MemoryLimit: iso.MemoryLimit, CPULimit: iso.CPULimit, ReportFD: reportFD})
+	if err != nil {
+		return iso, opts, nil, fmt.Errorf("render: encoding the request for the renderer: %w", err)
+	}
+	return iso, opts, req, nil
+}
+
 // childRun is what one run of the child left behind.
 type childRun struct {
 	stdout   []byte
@@ -268,13 +284,20 @@ type childRun struct {
 	err      error // from Wait: nil when the child exited with status 0
 	state    *os.ProcessState
 	stderr   *stderrTail
+	report   *reportTail
 }
 
-// run starts the child with the request on its stdin and waits for it,
-// killing it when ctx ends or its answer passes limit.
+// run starts the child with the request on its stdin and the report pipe
+// as its descriptor reportFD, and waits for it, killing it when ctx ends
+// or its answer passes limit.
 func (iso Isolated) run(ctx context.Context, req []byte, limit int64) (*childRun, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	reports, reportW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("render: a pipe for the renderer's reports: %w", err)
+	}
+	defer reports.Close()
 	cmd := exec.CommandContext(ctx, iso.Command[0], iso.Command[1:]...)
 	cmd.Env = childEnv(iso.Env)
 	cmd.Dir = "/"
@@ -283,6 +306,7 @@ func (iso Isolated) run(ctx context.Context, req []byte, limit int64) (*childRun
 	cmd.Stdout = out
 	tail := &stderrTail{}
 	cmd.Stderr = tail
+	cmd.ExtraFiles = []*os.File{reportW} // reportFD in the child
 	cmd.SysProcAttr = childProcAttr()
 	// Pipes stay open only as long as the child lives (it starts nothing),
 	// but do not wait for them forever.
@@ -291,11 +315,25 @@ func (iso Isolated) run(ctx context.Context, req []byte, limit int64) (*childRun
 	// it: keep that thread for this goroutine until the child is gone.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	_ = reportW.Close() // the child has its own copy now
+	if err != nil {
 		return nil, fmt.Errorf("render: starting the renderer %q: %w", iso.Command[0], err)
 	}
-	err := cmd.Wait()
-	return &childRun{stdout: out.buf.Bytes(), overflow: out.overflow, err: err, state: cmd.ProcessState, stderr: tail}, nil
+	rep := &reportTail{}
+	copied := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(rep, reports)
+		close(copied)
+	}()
+	err = cmd.Wait()
+	select {
+	case <-copied:
+	case <-time.After(cmd.WaitDelay):
+		_ = reports.Close() // unblocks the copy
+		<-copied
+	}
+	return &childRun{stdout: out.buf.Bytes(), overflow: out.overflow, err: err, state: cmd.ProcessState, stderr: tail, report: rep}, nil
 }
 
 // childEnv is the child's environment: env without PATH.
@@ -310,28 +348,23 @@ func childEnv(env []string) []string {
 	return out
 }
 
-// failure explains a child that did not exit cleanly: killed by its memory
-// or CPU limit, or crashed.
+// failure explains a child that did not exit cleanly: stopped by its
+// memory or CPU limit, or crashed (see explain).
 func (iso Isolated) failure(opts Options, run *childRun) error {
-	where := displayDir(opts.Path)
-	memory := func(detail string) error {
-		return refusal(where, "", ErrTooLarge, fmt.Sprintf("rendering used more than %s of memory%s (the render memory limit, tether --render-memory-limit)", mib(iso.MemoryLimit), detail))
-	}
-	if run.stderr.outOfMemory() {
-		return memory("")
+	f := exitFacts{
+		where:       displayDir(opts.Path),
+		lastFile:    run.report.lastFile,
+		sawCPULimit: run.report.cpuLimit,
+		outOfMemory: run.stderr.outOfMemory(),
+		err:         run.err,
+		stderr:      run.stderr.summary(),
 	}
 	if run.state != nil {
-		cpu := run.state.UserTime() + run.state.SystemTime()
-		if killed(run.state) && cpu >= cpuLimitSeconds(iso.CPULimit)-100*time.Millisecond {
-			return refusal(where, "", ErrTooLarge, fmt.Sprintf("rendering used more than %v of CPU (the render CPU limit, tether --render-cpu-limit)", iso.CPULimit))
-		}
-		if killed(run.state) {
-			// Nothing here sends SIGKILL but the kernel: the CPU limit
-			// (above) or the out-of-memory killer of the pod's cgroup.
-			return memory(fmt.Sprintf(", or more than the pod had left: it was killed by the kernel after using %s", mib(peakMemory(run.state))))
-		}
+		f.killed = killed(run.state)
+		f.cpu = run.state.UserTime() + run.state.SystemTime()
+		f.peak = peakMemory(run.state)
 	}
-	return &Error{File: where, Reason: fmt.Sprintf("the renderer failed (%v)%s", run.err, run.stderr.summary()), Err: run.err}
+	return explain(iso.MemoryLimit, iso.CPULimit, f)
 }
 
 // cpuLimitSeconds is the CPU limit as the kernel applies it: whole seconds,

@@ -15,6 +15,9 @@ func setHardLimits(int64, time.Duration) error {
 	return errors.New("isolated rendering needs Linux (RLIMIT_DATA and RLIMIT_CPU)")
 }
 
+// cpuLimitSignal never fires outside Linux (setHardLimits refuses first).
+func cpuLimitSignal() (<-chan os.Signal, func()) { return nil, func() {} }
+
 // childProcAttr has nothing to add outside Linux.
 func childProcAttr() *syscall.SysProcAttr { return nil }
 

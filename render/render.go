@@ -24,8 +24,10 @@
 // some inputs, some merges are super-quadratic, and it cannot be
 // interrupted), so the agent renders with Isolated: the same Build in a
 // child process with hard memory and CPU limits, no network and no
-// programs to run, killed when the context ends. Build itself runs
-// in-process (for the CLI and the tests).
+// programs to run, killed when the context ends, through a Scheduler that
+// bounds how many run at once, shares them fairly between syncs and does
+// not render again a revision that failed by a limit. Build itself runs
+// in-process (for the tests and callers that trust their input).
 package render
 
 import (
@@ -117,6 +119,13 @@ type Resource struct {
 // *Error wrapping) ctx.Err() once kustomize is done, never the objects.
 // Isolated.Build stops at once.
 func Build(ctx context.Context, opts Options) ([]Resource, error) {
+	return buildReporting(ctx, opts, nil)
+}
+
+// buildReporting is Build, calling onRead (when not nil) with the path of
+// each file, relative to Root, before it reads the file: the child tells
+// the parent which file it worked on when it ran out of memory.
+func buildReporting(ctx context.Context, opts Options, onRead func(file string)) ([]Resource, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -126,6 +135,7 @@ func Build(ctx context.Context, opts Options) ([]Resource, error) {
 		return nil, err
 	}
 	defer b.close()
+	b.onRead = onRead
 
 	dir, err := b.folder(opts.Path)
 	if err != nil {
@@ -217,6 +227,8 @@ type build struct {
 	// mentionsTracking is set when a file read mentions one of the
 	// annotations kustomize's origin tracking writes; see kustomize.go.
 	mentionsTracking bool
+	// onRead, when set, is told each file before it is read.
+	onRead func(file string)
 }
 
 func newBuild(ctx context.Context, opts Options) (*build, error) {

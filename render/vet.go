@@ -220,14 +220,16 @@ func (v *vetter) kustomization(dir, originDir, fromFile, fromEntry string, pl *p
 	return v.entries(file, dir, originDir, &k, pl)
 }
 
-// screenStrings screens every string in a decoded YAML tree that looks as
-// if it could hold aliases.
+// screenStrings screens every string in a decoded YAML tree as YAML
+// (aliases and mapping width): kustomize parses many of them (inline
+// patches of every kind, inline plugin configs and the patches in them),
+// and screening a string it does not parse costs little (screenYAML skips
+// short strings without aliases) and refuses only what no kustomization
+// needs.
 func (v *vetter) screenStrings(file, at string, n any) error {
 	switch t := n.(type) {
 	case string:
-		if strings.Contains(t, "*") {
-			return v.b.screen(file, at, []byte(t))
-		}
+		return v.b.screen(file, at, []byte(t))
 	case map[string]any:
 		for _, k := range slices.Sorted(maps.Keys(t)) {
 			sub := k
@@ -322,9 +324,15 @@ func (v *vetter) entries(file, dir, originDir string, k *types.Kustomization, pl
 		if err := v.sources(file, dir, fmt.Sprintf("configMapGenerator[%d]", i), g.KvPairSources); err != nil {
 			return err
 		}
+		if err := v.generatorInputs(file, dir, entryName("configMapGenerator", i, g.Name), g.KvPairSources); err != nil {
+			return err
+		}
 	}
 	for i, g := range k.SecretGenerator {
 		if err := v.sources(file, dir, fmt.Sprintf("secretGenerator[%d]", i), g.KvPairSources); err != nil {
+			return err
+		}
+		if err := v.generatorInputs(file, dir, entryName("secretGenerator", i, g.Name), g.KvPairSources); err != nil {
 			return err
 		}
 	}
@@ -555,6 +563,12 @@ func (v *vetter) pluginConfig(pl *plugins, file, entry string, r *resource.Resou
 		}
 		if err := v.localPath(pl.file, pl.dir, fmt.Sprintf("%s: %s %q", entry, p.field, p.value), p.path); err != nil {
 			return relocate(err, p.field, p.value)
+		}
+	}
+	// builtinPaths decoded the same config without an error.
+	if kv, _ := generatorSources(gvk.Kind, config); kv != nil {
+		if err := v.generatorInputs(file, pl.dir, fmt.Sprintf("%s: %s", entry, id), *kv); err != nil {
+			return err
 		}
 	}
 	// Defence in depth: no field other than data (names, labels,

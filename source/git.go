@@ -172,6 +172,8 @@ func (g *Git) sameCommit(cur *Artifact, t target) bool {
 // credentials read for it.
 type connection struct {
 	open func(ctx context.Context) (session, error)
+	// openPush opens a git-receive-pack session (write-back; push.go).
+	openPush func(ctx context.Context) (pushSession, error)
 	// authDesc says which credentials are in use, for error messages.
 	authDesc string
 	trace    *httpTrace
@@ -306,6 +308,11 @@ func (g *Git) connect(sc *scrubber) (*connection, error) {
 		}
 		return &tracedSession{s: s, trace: trace}, nil
 	}
+	conn.openPush = func(ctx context.Context) (pushSession, error) {
+		trace := &httpTrace{answerLimit: g.answerLimit(), over: conn.over}
+		conn.trace = trace
+		return newHTTPPushSession(client, g.ep, auth, trace)
+	}
 	return conn, nil
 }
 
@@ -375,6 +382,9 @@ func (g *Git) connectSSH(sc *scrubber) (*connection, error) {
 	}
 	conn.open = func(ctx context.Context) (session, error) {
 		return dialSSH(ctx, g.ep, cfg, g.answerLimit(), conn.over)
+	}
+	conn.openPush = func(ctx context.Context) (pushSession, error) {
+		return dialSSHService(ctx, g.ep, cfg, receivePackService, g.answerLimit(), conn.over)
 	}
 	return conn, nil
 }

@@ -209,20 +209,30 @@ type httpSession struct {
 }
 
 func newHTTPSession(client *http.Client, ep endpoint, auth githttp.AuthMethod) (*httpSession, error) {
-	tep, err := transport.NewEndpoint(ep.plain)
+	c, tep, a, err := httpTransport(client, ep, auth)
 	if err != nil {
-		return nil, fmt.Errorf("repository URL %s: %w", ep.display, err)
-	}
-	c := githttp.NewClientWithOptions(client, &githttp.ClientOptions{RedirectPolicy: githttp.FollowInitialRedirects})
-	var a transport.AuthMethod
-	if auth != nil {
-		a = auth
+		return nil, err
 	}
 	s, err := c.NewUploadPackSession(tep, a)
 	if err != nil {
 		return nil, err
 	}
 	return &httpSession{s: s}, nil
+}
+
+// httpTransport is go-git's smart HTTP client over client, the endpoint
+// and the auth method, for a fetch or a push (push.go) session.
+func httpTransport(client *http.Client, ep endpoint, auth githttp.AuthMethod) (transport.Transport, *transport.Endpoint, transport.AuthMethod, error) {
+	tep, err := transport.NewEndpoint(ep.plain)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("repository URL %s: %w", ep.display, err)
+	}
+	c := githttp.NewClientWithOptions(client, &githttp.ClientOptions{RedirectPolicy: githttp.FollowInitialRedirects})
+	var a transport.AuthMethod
+	if auth != nil {
+		a = auth
+	}
+	return c, tep, a, nil
 }
 
 func (h *httpSession) listRefs(ctx context.Context) (*packp.AdvRefs, error) {

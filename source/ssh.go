@@ -47,6 +47,12 @@ type sshSession struct {
 // git-upload-pack. ctx bounds every step: when it is done the connection
 // is closed, which unblocks any read or write.
 func dialSSH(ctx context.Context, ep endpoint, cfg *ssh.ClientConfig, answerLimit int64, over *overLimit) (*sshSession, error) {
+	return dialSSHService(ctx, ep, cfg, "git-upload-pack", answerLimit, over)
+}
+
+// dialSSHService is dialSSH for a git service: git-upload-pack (fetch) or
+// git-receive-pack (push).
+func dialSSHService(ctx context.Context, ep endpoint, cfg *ssh.ClientConfig, service string, answerLimit int64, over *overLimit) (*sshSession, error) {
 	addr := ep.hostPort()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
@@ -82,7 +88,7 @@ func dialSSH(ctx context.Context, ep endpoint, cfg *ssh.ClientConfig, answerLimi
 		return nil, err
 	}
 	s.stdout = bufio.NewReaderSize(out, 64<<10)
-	if err := sess.Start("git-upload-pack " + shellQuote(ep.path)); err != nil {
+	if err := sess.Start(service + " " + shellQuote(ep.path)); err != nil {
 		s.close()
 		return nil, err
 	}

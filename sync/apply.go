@@ -94,9 +94,11 @@ func (r *run) write(ctx context.Context, c *Change) error {
 	}
 	// The answer is not needed (health reads the objects afterwards), so
 	// it is not decoded.
-	if err := r.patchRaw(ctx, c, false); err != nil {
+	answer, err := r.patchRaw(ctx, c, false)
+	if err != nil {
 		return apiMessage(err)
 	}
+	c.owned = ownedInAnswer(answer)
 	r.s.log.Debug("applied", "sync", r.opts.Name, "object", c.Ref(), "action", string(c.Action))
 	return nil
 }

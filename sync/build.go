@@ -16,7 +16,11 @@ import (
 // objects' ids are set by normalize, once their namespaces are known.
 func (r *run) build(ctx context.Context) error {
 	start := r.s.now()
-	resources, err := r.s.render(ctx, render.Options{Root: r.in.Root, Path: r.in.Path})
+	resources, err := r.s.render(ctx, render.Request{
+		Sync:     r.opts.Name,
+		Revision: r.in.Revision,
+		Options:  render.Options{Root: r.in.Root, Path: r.in.Path},
+	})
 	r.res.BuildDuration = r.s.now().Sub(start)
 	if err != nil {
 		return err

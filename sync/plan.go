@@ -20,11 +20,14 @@ import (
 
 // plan decides what to do with every rendered object and writes nothing.
 //
-// Guarantees: each object is compared with its live version through a
-// server-side apply dry run, so admission denials, schema errors, immutable
-// fields and field-manager conflicts surface here, before anything is
-// written; an object whose dry run matches the live object is Unchanged and
-// will not be sent at all; an object that another sync owns is a conflict.
+// Guarantees: an object whose live version proves that applying it would
+// change nothing (tether's managed fields are exactly its fields, no other
+// manager shares them, every value equal; see provenUnchanged) is Unchanged
+// without a request; every other object is compared with its live version
+// through a server-side apply dry run, so admission denials, schema errors,
+// immutable fields and field-manager conflicts surface here, before
+// anything is written; an object whose dry run matches the live object is
+// Unchanged and will not be sent at all; an object that another sync owns is a conflict.
 // Objects that cannot be dry-run yet (their Namespace or CRD is created by
 // this revision) are Deferred and planned by apply after those exist. Any
 // failed or conflicting object fails the plan, naming each one.
@@ -102,13 +105,25 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 	}
 	setAnnotation(c.Desired, contract.RevisionAnnotation, rev)
 
+	// The live object, read by the plan's LISTs, may prove that the apply
+	// would change nothing; then no dry run is needed. Whatever it cannot
+	// prove, the server decides.
+	proven, why := ProvenUnchanged(c.Desired, c.Live)
+	if proven {
+		c.Action, c.Decision, c.Predicted = ActionUnchanged, DecidedLocally, c.Live
+		c.owned = tetherFields(c.Live)
+		return
+	}
+	c.Decision, c.DryRunReason = DecidedByDryRun, why
+
 	mode := forceMode(c.Desired)
 	c.Force = mode == forceAll
 	dryRun := func() (*unstructured.Unstructured, error) {
 		if c.Live == nil {
 			// A new object: the dry run only has to be accepted; its
 			// answer is never compared, so it is not decoded.
-			return nil, r.patchRaw(ctx, c, true)
+			_, err := r.patchRaw(ctx, c, true)
+		return nil, err
 		}
 		return r.patch(ctx, c, true)
 	}
@@ -135,6 +150,7 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 			c.Action = ActionCreate
 		case sameObject(c.Live, pred):
 			c.Action = ActionUnchanged
+			c.owned = tetherFields(c.Live)
 		default:
 			c.Action = ActionUpdate
 		}
@@ -174,11 +190,11 @@ func (r *run) patch(ctx context.Context, c *Change, dryRun bool) (*unstructured.
 }
 
 // patchRaw sends the desired object as a server-side apply patch and
-// reads only whether it was accepted.
-func (r *run) patchRaw(ctx context.Context, c *Change, dryRun bool) error {
+// returns the server's answer undecoded.
+func (r *run) patchRaw(ctx context.Context, c *Change, dryRun bool) ([]byte, error) {
 	data, err := c.Desired.MarshalJSON()
 	if err != nil {
-		return fmt.Errorf("encoding %s: %w", c.Ref(), err)
+		return nil, fmt.Errorf("encoding %s: %w", c.Ref(), err)
 	}
 	req := r.s.clients.Raw.Patch(types.ApplyPatchType).
 		AbsPath(resourcePath(c.gvr, c.ID.Namespace, c.ID.Name)...).
@@ -188,7 +204,7 @@ func (r *run) patchRaw(ctx context.Context, c *Change, dryRun bool) error {
 	if dryRun {
 		req = req.Param("dryRun", metav1.DryRunAll)
 	}
-	return req.Do(ctx).Error()
+	return req.Do(ctx).Raw()
 }
 
 // resourcePath is the URL path of an object: /api/v1/... for the core

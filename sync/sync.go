@@ -20,6 +20,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 	"sigs.k8s.io/cli-utils/pkg/object"
 
 	"github.com/tether-gitops/tether/contract"
@@ -81,9 +82,15 @@ type Syncer struct {
 	render  Renderer
 }
 
-// Renderer renders a revision: render.Build in this process, or
-// render.Isolated's Build in a confined child process.
-type Renderer func(ctx context.Context, opts render.Options) ([]render.Resource, error)
+// Renderer renders a revision of a sync: render.Build in this process, or
+// a render.Scheduler's Build, which renders in confined child processes,
+// fairly between syncs, and remembers revisions that failed by a limit.
+type Renderer func(ctx context.Context, req render.Request) ([]render.Resource, error)
+
+// renderInProcess is the default Renderer: render.Build in this process.
+func renderInProcess(ctx context.Context, req render.Request) ([]render.Resource, error) {
+	return render.Build(ctx, req.Options)
+}
 
 // New returns a Syncer using clients that renders in this process; see
 // WithRenderer.
@@ -91,7 +98,7 @@ func New(clients *kube.Clients, log *slog.Logger) *Syncer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{clients: clients, log: log, now: time.Now, render: render.Build}
+	return &Syncer{clients: clients, log: log, now: time.Now, render: renderInProcess}
 }
 
 // WithRenderer makes the Syncer render with fn (for example in a child
@@ -161,6 +168,13 @@ type Change struct {
 	// Namespace or CustomResourceDefinition exists; it is planned after
 	// those are applied.
 	Deferred bool
+	// Decision says how the plan decided the action: DecidedLocally (the
+	// live object proved the apply a no-op) or DecidedByDryRun; "" for
+	// objects not planned against a live version (deferred).
+	Decision string
+	// DryRunReason says why the live object could not prove a no-op, when
+	// a dry run decided.
+	DryRunReason string
 	// Err is why planning or applying failed.
 	Err error
 	// Written is set once the object was written successfully.
@@ -169,6 +183,11 @@ type Change struct {
 	gvk        schema.GroupVersionKind
 	gvr        schema.GroupVersionResource
 	namespaced bool
+	// owned is the set of fields tether's apply entry owned once the
+	// reconcile was done with the object (read from the live object when
+	// unchanged, from the server's answer when written): DetectDrift's
+	// baseline. nil when unknown.
+	owned *fieldpath.Set
 }
 
 // Ref is the object as Kind/namespace/name.

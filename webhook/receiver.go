@@ -96,6 +96,10 @@ type Options struct {
 	MaxInFlight int
 	// Now is the clock of the rate limiter; default time.Now.
 	Now func() time.Time
+	// TriggerImages asks for an immediate scan of the image policies that
+	// follow host/repository (RegistryPath) and returns their names; it
+	// must not block. nil does nothing.
+	TriggerImages func(host, repository string) []string
 }
 
 // Receiver is the webhook http.Handler. Its targets can be replaced while
@@ -108,6 +112,9 @@ type Receiver struct {
 	targets  atomic.Pointer[index]
 	inFlight chan struct{}
 	refusals *refusals
+	// registries and triggerImages serve RegistryPath (registry.go).
+	registries    atomic.Pointer[[]RegistryTarget]
+	triggerImages func(host, repository string) []string
 }
 
 // index is an immutable lookup of the targets.
@@ -152,6 +159,10 @@ func New(opts Options) *Receiver {
 		refusals: newRefusals(rate.Limit(opts.RateLimit), opts.Burst, maxAddresses),
 	}
 	r.targets.Store(&index{})
+	r.triggerImages = opts.TriggerImages
+	if r.triggerImages == nil {
+		r.triggerImages = func(string, string) []string { return nil }
+	}
 	return r
 }
 
@@ -195,6 +206,8 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		handle, endpoint = r.github, "github"
 	case GenericPath:
 		handle, endpoint = r.generic, "generic"
+	case RegistryPath:
+		handle, endpoint = r.registry, "registry"
 	default:
 		http.NotFound(w, req)
 		return
@@ -228,7 +241,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	o.log(log)
-	if o.status == http.StatusOK {
+	if o.status == http.StatusOK && !o.images {
 		for _, name := range o.triggered {
 			r.trigger(name)
 		}
@@ -252,6 +265,9 @@ func (r *Receiver) receive(req *http.Request, endpoint string, handle func(*http
 			return outcome{status: http.StatusRequestEntityTooLarge, result: "body too large", clientError: "body too large"}
 		}
 		return outcome{status: http.StatusBadRequest, result: "body unreadable", clientError: "could not read the body"}
+	}
+	if endpoint == "registry" {
+		return handle(req, body, nil, scanAll) // a shared secret, not a signature
 	}
 	header := SignatureHeader
 	if endpoint == "github" {
@@ -285,6 +301,8 @@ type outcome struct {
 	// followed repositories cannot be probed; only a sender that knows a
 	// secret learns (202) that nothing matched.
 	clientError string
+	// images: triggered names image policies, already scanning.
+	images bool
 	// the rest is for the log only.
 	event, delivery, result string
 	candidates              []string

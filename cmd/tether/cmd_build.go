@@ -29,7 +29,7 @@ and Helm charts are refused, and sizes and YAML alias expansion are bounded.`,
 			if err != nil {
 				return err
 			}
-			resources, err := renderer(cmd.Context(), render.Options{Root: in.Root, Path: in.Path})
+			resources, err := renderer(cmd.Context(), render.Request{Revision: in.Revision, Options: render.Options{Root: in.Root, Path: in.Path}})
 			if err != nil {
 				return err
 			}

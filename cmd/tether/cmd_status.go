@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tether-gitops/tether/agent"
 )
@@ -34,25 +33,8 @@ asked, so scripts can use it.`,
 			if err != nil {
 				return asCode2(err)
 			}
-			switch output {
-			case "json":
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(st); err != nil {
-					return err
-				}
-			case "yaml":
-				data, err := yaml.Marshal(st)
-				if err != nil {
-					return err
-				}
-				if _, err := a.stdout.Write(data); err != nil {
-					return err
-				}
-			case "table", "":
-				printStatus(a.stdout, st, time.Now())
-			default:
-				return usageError("-o: %q is not one of table, json, yaml", output)
+			if err := writeAs(a.stdout, output, st, func() { printStatus(a.stdout, st, time.Now()) }); err != nil {
+				return err
 			}
 			for _, s := range st.Syncs {
 				if s.Failing() {
@@ -132,6 +114,10 @@ func printStatus(w io.Writer, st *agent.Status, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, applied, commit, health, last, outcome, msg)
 	}
 	tw.Flush()
+	if st.Images != nil {
+		fmt.Fprintln(w) // cmd_images.go
+		printImages(w, st.Images, now)
+	}
 }
 
 func shortRevision(rev string) string {

@@ -43,6 +43,12 @@ func (f *syncFlags) options(a *app) (sync.Options, error) {
 	if opts.Name == "" {
 		return opts, usageError("--name is required")
 	}
+	if opts.Concurrency < 1 {
+		return opts, usageError("--concurrency: %d is not a positive number", opts.Concurrency)
+	}
+	if opts.Timeout < 0 {
+		return opts, usageError("--timeout: %v is negative", opts.Timeout)
+	}
 	budget, err := sync.ParseBudget(f.deleteBudget)
 	if err != nil {
 		return opts, usageError("--delete-budget: %v", err)
@@ -124,7 +130,7 @@ reconcile in a loop.`,
 func (a *app) diffCommand() *cobra.Command {
 	var src sourceFlags
 	var sf syncFlags
-	var showUnchanged bool
+	var showUnchanged, verbose bool
 	cmd := &cobra.Command{
 		Use:   "diff --name NAME (DIR | --repo URL [--ref REF] [--path PATH])",
 		Short: "Show what a sync would change, using a server-side dry run",
@@ -137,7 +143,7 @@ status left out).
 Exit code: 0 no changes, 1 changes, 2 error (like 'kubectl diff').`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			changed, err := a.diff(cmd.Context(), &src, &sf, args, showUnchanged)
+			changed, err := a.diff(cmd.Context(), &src, &sf, args, showUnchanged || verbose, verbose)
 			if err != nil {
 				return asCode2(err)
 			}
@@ -148,6 +154,7 @@ Exit code: 0 no changes, 1 changes, 2 error (like 'kubectl diff').`,
 		}),
 	}
 	cmd.Flags().BoolVar(&showUnchanged, "show-unchanged", false, "also list unchanged objects")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "also list unchanged objects, and say how each was decided: proven locally from the live object, or by a dry run (and why)")
 	src.register(cmd.Flags())
 	sf.register(cmd.Flags(), false)
 	return cmd
@@ -155,7 +162,7 @@ Exit code: 0 no changes, 1 changes, 2 error (like 'kubectl diff').`,
 
 // diff plans a sync without writing and prints the plan; it reports
 // whether anything would change.
-func (a *app) diff(ctx context.Context, src *sourceFlags, sf *syncFlags, args []string, showUnchanged bool) (bool, error) {
+func (a *app) diff(ctx context.Context, src *sourceFlags, sf *syncFlags, args []string, showUnchanged, verbose bool) (bool, error) {
 	opts, err := sf.options(a)
 	if err != nil {
 		return false, err
@@ -175,16 +182,16 @@ func (a *app) diff(ctx context.Context, src *sourceFlags, sf *syncFlags, args []
 		if res != nil && res.Phase == "plan" {
 			// Show what was planned: the failing objects are among the
 			// lines.
-			printPlan(a.stdout, res, showUnchanged)
+			printPlan(a.stdout, res, showUnchanged, verbose)
 		}
 		return false, err
 	}
-	printPlan(a.stdout, res, showUnchanged)
+	printPlan(a.stdout, res, showUnchanged, verbose)
 	return res.Changed(), nil
 }
 
 // printPlan prints one line per object and the diffs of changed ones.
-func printPlan(w io.Writer, res *sync.Result, showUnchanged bool) {
+func printPlan(w io.Writer, res *sync.Result, showUnchanged, verbose bool) {
 	for _, c := range res.Changes {
 		if c.Action == sync.ActionUnchanged && !showUnchanged {
 			continue
@@ -197,6 +204,13 @@ func printPlan(w io.Writer, res *sync.Result, showUnchanged bool) {
 			line += "  " + strings.Join(c.Conflicts, ", ")
 		case c.Err != nil:
 			line += "  " + c.Err.Error()
+		}
+		if verbose && c.Decision != "" {
+			line += "  (" + c.Decision
+			if c.DryRunReason != "" {
+				line += ": " + c.DryRunReason
+			}
+			line += ")"
 		}
 		fmt.Fprintln(w, line)
 		if c.Action == sync.ActionUpdate || c.Action == sync.ActionRecreate {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -33,6 +35,15 @@ func TestUsageErrors(t *testing.T) {
 		{"extra argument", []string{"version", "extra"}, `unknown command "extra"`},
 		{"bad log level", []string{"version", "--log-level", "loud"}, `--log-level: "loud"`},
 		{"bad log format", []string{"version", "--log-format", "xml"}, `--log-format: "xml"`},
+		{"negative checkout size", []string{"build", "--repo", "https://git.example.com/x", "--max-checkout-size", "-5"}, `--max-checkout-size: "-5" is not a size`},
+		{"checkout size over the limit", []string{"build", "--repo", "https://git.example.com/x", "--max-checkout-size", "5Gi"}, `--max-checkout-size: "5Gi" is not a size`},
+		{"negative fetch timeout", []string{"build", "--repo", "https://git.example.com/x", "--fetch-timeout", "-1s"}, "--fetch-timeout: -1s is not a positive duration"},
+		{"zero concurrency", []string{"sync", "--once", "--name", "x", ".", "--concurrency", "0"}, "--concurrency: 0 is not a positive number"},
+		{"agent concurrency", []string{"run", "--config", "x.yaml", "--concurrency", "-1"}, "--concurrency: -1 is not a positive number"},
+		{"lease shorter than renewal", []string{"run", "--config", "x.yaml", "--leader-elect-lease-duration", "5s"}, "must be shorter than --leader-elect-lease-duration"},
+		{"render budget below one render", []string{"build", ".", "--render-memory-budget", "512Mi"}, "the render memory budget (512 MiB) is smaller than the memory limit of one render (768 MiB)"},
+		{"render budget not a size", []string{"build", ".", "--render-memory-budget", "lots"}, `--render-memory-budget: "lots" is not a positive size`},
+		{"render CPU limit under a second", []string{"build", ".", "--render-cpu-limit", "500ms"}, "--render-cpu-limit: 500ms is less than 1s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
@@ -82,6 +93,54 @@ func TestErrorsExitTwo(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRunChecksConfigFirst: `tether run` reports the configuration's
+// problems (file:line) before it looks for a kubeconfig or opens a
+// listener, and --check validates without running.
+func TestRunChecksConfigFirst(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: tether.dev/v1alpha1\nkind: AgentConfig\nsyncs:\n  - name: a\n    prun: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(good, []byte("apiVersion: tether.dev/v1alpha1\nkind: AgentConfig\nsyncs:\n  - name: a\n    source:\n      localPath: /srv\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noKube := func(k string) string {
+		if k == "KUBECONFIG" {
+			return filepath.Join(dir, "no-kubeconfig")
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{"bad file, no kubeconfig", []string{"run", "--config", bad, "--listen", "127.0.0.1:0"}, exitFailure, bad + ":5: syncs[0].prun: unknown field"},
+		{"bad file, --check", []string{"run", "--config", bad, "--check"}, exitFailure, bad + ":5: syncs[0].prun: unknown field"},
+		{"missing file, --check", []string{"run", "--config", filepath.Join(dir, "nope.yaml"), "--check"}, exitFailure, "no such file"},
+		{"good file, --check", []string{"run", "--config", good, "--check"}, 0, good + ": valid, 1 syncs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tc.args, noKube, &out, &errOut)
+			var stderr bytes.Buffer
+			code := report(err, &stderr)
+			if code != tc.wantCode {
+				t.Errorf("exit code %d, want %d (err: %v)", code, tc.wantCode, err)
+			}
+			if got := stderr.String() + out.String(); !strings.Contains(got, tc.want) {
+				t.Errorf("output %q does not mention %q", got, tc.want)
+			}
+			if strings.Contains(stderr.String(), "kubeconfig") {
+				t.Errorf("the configuration's problems come after the kubeconfig's: %q", stderr.String())
 			}
 		})
 	}

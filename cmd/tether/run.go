@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	gosync "sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,15 +30,18 @@ type app struct {
 	kube      kube.Flags
 	renderMem string
 	renderCPU time.Duration
+	// renderBudget is the memory all renders may use together.
+	renderBudget string
 }
 
 // renderChildCommand is the hidden first argument that makes the binary
 // the confined render child (see render.Isolated).
 const renderChildCommand = "__render"
 
-// renderer renders in a confined child process of this binary (memory,
-// CPU, no network, no programs), one render at a time: each child may use
-// its whole memory limit.
+// renderer renders in confined child processes of this binary (memory,
+// CPU, no network, no programs), as many at once as the memory budget
+// allows for the memory limit of each, fairly between syncs, and never
+// again for a revision that failed by a limit (render.Scheduler).
 func (a *app) renderer() (tsync.Renderer, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -49,13 +51,23 @@ func (a *app) renderer() (tsync.Renderer, error) {
 	if err != nil || mem.Value() < 64<<20 {
 		return nil, usageError("--render-memory-limit: %q is not a size of at least 64Mi", a.renderMem)
 	}
+	budget, err := resource.ParseQuantity(a.renderBudget)
+	if err != nil || budget.Sign() <= 0 {
+		return nil, usageError("--render-memory-budget: %q is not a positive size", a.renderBudget)
+	}
+	parallel, err := render.Parallelism(budget.Value(), mem.Value())
+	if err != nil {
+		return nil, usageError("--render-memory-budget %s, --render-memory-limit %s: %v", a.renderBudget, a.renderMem, err)
+	}
+	if a.renderCPU < time.Second {
+		return nil, usageError("--render-cpu-limit: %v is less than 1s", a.renderCPU)
+	}
 	iso := render.Isolated{Command: []string{exe, renderChildCommand}, MemoryLimit: mem.Value(), CPULimit: a.renderCPU}
-	var one gosync.Mutex
-	return func(ctx context.Context, opts render.Options) ([]render.Resource, error) {
-		one.Lock()
-		defer one.Unlock()
-		return iso.Build(ctx, opts)
-	}, nil
+	if a.log != nil {
+		a.log.Debug("rendering in child processes", "parallel", parallel, "memoryLimit", a.renderMem, "cpuLimit", a.renderCPU)
+	}
+	limits := fmt.Sprintf("memory %d bytes, CPU %v", iso.MemoryLimit, iso.CPULimit)
+	return render.NewScheduler(iso.Build, parallel, limits).Build, nil
 }
 
 // run is the whole binary: main only adds the process environment and turns
@@ -129,7 +141,8 @@ and is gone now, reports the health of every object and exports metrics.`,
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "auto", "log format: text, json, or auto (json in a cluster, text otherwise)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&a.renderMem, "render-memory-limit", "768Mi", "memory limit of the process that renders a revision")
-	root.PersistentFlags().DurationVar(&a.renderCPU, "render-cpu-limit", 2*time.Minute, "CPU time limit of the process that renders a revision")
+	root.PersistentFlags().DurationVar(&a.renderCPU, "render-cpu-limit", 2*time.Minute, "CPU time limit of the process that renders a revision (at least 1s)")
+	root.PersistentFlags().StringVar(&a.renderBudget, "render-memory-budget", "1536Mi", "memory all renders may use together: renders run in parallel as many times as the memory limit fits in it")
 	a.kube.Register(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError("%v", err)
@@ -142,6 +155,7 @@ and is gone now, reports the health of every object and exports metrics.`,
 		a.runCommand(),
 		a.statusCommand(),
 		a.whyCommand(),
+		a.imagesCommand(),
 	)
 	return root
 }

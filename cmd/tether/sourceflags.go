@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/tether-gitops/tether/source"
 	"github.com/tether-gitops/tether/sync"
@@ -18,7 +19,7 @@ type sourceFlags struct {
 	repo, ref, path, root string
 	auth                  source.Auth
 	timeout               time.Duration
-	maxSize               int64
+	maxSize               string
 	workDir               string
 }
 
@@ -39,7 +40,7 @@ func (f *sourceFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.auth.KnownHostsFile, "known-hosts", "", "known_hosts file with the SSH server's host key (required for SSH)")
 	fs.BoolVar(&f.auth.InsecureIgnoreHostKey, "insecure-ignore-host-key", false, "accept any SSH host key (insecure; warns on every fetch)")
 	fs.DurationVar(&f.timeout, "fetch-timeout", 2*time.Minute, "time limit for fetching the repository")
-	fs.Int64Var(&f.maxSize, "max-checkout-size", 0, "largest checkout accepted, in bytes (default 64 MiB)")
+	fs.StringVar(&f.maxSize, "max-checkout-size", "64Mi", "largest checkout accepted: bytes or a quantity such as 256Mi (at most 4Gi)")
 }
 
 // resolve fetches (or locates) the source and returns the sync input and a
@@ -63,6 +64,13 @@ func (f *sourceFlags) fetchGit(ctx context.Context, a *app) (sync.Input, func(),
 	if err != nil {
 		return sync.Input{}, noop, usageError("--ref: %v", err)
 	}
+	if f.timeout <= 0 {
+		return sync.Input{}, noop, usageError("--fetch-timeout: %v is not a positive duration", f.timeout)
+	}
+	maxSize, err := resource.ParseQuantity(f.maxSize)
+	if err != nil || maxSize.Sign() <= 0 || maxSize.Value() > source.MaxSizeLimit {
+		return sync.Input{}, noop, usageError("--max-checkout-size: %q is not a size between 1 byte and 4Gi", f.maxSize)
+	}
 	dir := f.workDir
 	cleanup := noop
 	if dir == "" {
@@ -72,7 +80,7 @@ func (f *sourceFlags) fetchGit(ctx context.Context, a *app) (sync.Input, func(),
 		cleanup = func() { _ = os.RemoveAll(dir) }
 	}
 	git, err := source.NewGit(source.GitOptions{
-		URL: f.repo, Ref: ref, Dir: dir, Auth: f.auth, Timeout: f.timeout, MaxSize: f.maxSize,
+		URL: f.repo, Ref: ref, Dir: dir, Auth: f.auth, Timeout: f.timeout, MaxSize: maxSize.Value(),
 		Getenv: a.getenv, Logger: a.log,
 	})
 	if err != nil {

@@ -41,6 +41,9 @@ type Options struct {
 	TLS bool
 	// Root holds the bare repositories; default: a new temporary folder.
 	Root string
+	// BeforePush, when set, is called before each push (git-receive-pack
+	// POST) is served: a test can land another commit first.
+	BeforePush func(r *http.Request)
 }
 
 // Server is a running git smart HTTP server.
@@ -94,7 +97,11 @@ func Start(opts Options) (*Server, error) {
 			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return
 		}
-		s.count(classify(r))
+		kind := classify(r)
+		s.count(kind)
+		if kind == "receive-pack" && s.opts.BeforePush != nil {
+			s.opts.BeforePush(r)
+		}
 		backend.ServeHTTP(w, r)
 	})
 	if opts.TLS {

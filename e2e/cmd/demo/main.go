@@ -23,6 +23,9 @@ import (
 	"time"
 
 	"golang.org/x/term"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tether-gitops/tether/agent"
 	"github.com/tether-gitops/tether/e2e/cluster"
@@ -155,6 +158,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "applied %s (%q), health %s\n", st.Applied.Revision, st.Applied.Commit.Subject, st.Health)
+	pageURL := statusURL + "/ui/"
+	tokenFile, err := d.pageLogin(ctx, pageURL)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "web page: %s (sign in with the token in %s)\n", pageURL, tokenFile)
 	if err := d.tether(ctx, "status", "--server", statusURL); err != nil {
 		return err
 	}
@@ -195,6 +204,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	stopRegistry, err := d.imagesStep(ctx, repo, cfgPath, statusURL, logPath) // images.go
+	if err != nil {
+		return err
+	}
+	defer stopRegistry()
+
 	if !keepRunning(*keep) {
 		d.step("done; stopping the agent, the control plane and the git server")
 		return nil
@@ -202,10 +217,56 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	d.step("everything keeps running until you press Ctrl-C")
 	fmt.Fprintf(stdout, "export KUBECONFIG=%s\n", d.cluster.Kubeconfig)
 	fmt.Fprintf(stdout, "%s/tether status --server %s\n", bin, statusURL)
+	fmt.Fprintf(stdout, "web page: %s  (paste the token from %s; it may read the syncs' inventories and nothing else)\n", pageURL, tokenFile)
 	fmt.Fprintf(stdout, "git -c http.sslCAInfo=%s clone %s  (user %s, password %s)\n", filepath.Join(d.work, "git-ca.pem"), repo.URL, gitUser, gitPassword)
 	fmt.Fprintf(stdout, "agent log: %s\n", logPath)
 	<-ctx.Done()
 	return nil
+}
+
+// pageLogin mints a token for a ServiceAccount that may read the syncs'
+// inventories (so it sees every sync on the web page, and may change
+// nothing), writes it to a file and checks that the page lets it in.
+func (d *demo) pageLogin(ctx context.Context, pageURL string) (string, error) {
+	const ns, name = "tether-system", "demo-viewer"
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get"}}},
+	}
+	if _, err := d.cluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("creating Role/%s/%s: %w", ns, name, err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}},
+	}
+	if _, err := d.cluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("creating RoleBinding/%s/%s: %w", ns, name, err)
+	}
+	sa, err := d.cluster.ServiceAccount(ctx, ns, name, 24*time.Hour)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(d.work, "ui-token")
+	if err := os.WriteFile(path, []byte(sa.Token+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pageURL, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+sa.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("opening the web page: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "webapp-dev") {
+		return "", fmt.Errorf("the web page answered %s without the sync webapp-dev", resp.Status)
+	}
+	return path, nil
 }
 
 // writeConfig writes the agent's configuration and the credential files it

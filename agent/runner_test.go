@@ -1,0 +1,287 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	gosync "sync"
+	"testing"
+	"time"
+
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/tether-gitops/tether/config"
+	"github.com/tether-gitops/tether/kube"
+	"github.com/tether-gitops/tether/metrics"
+	"github.com/tether-gitops/tether/source"
+	tsync "github.com/tether-gitops/tether/sync"
+)
+
+// fakeReconciler stands in for *sync.Syncer: it records what the agent
+// asks of it and answers as told.
+type fakeReconciler struct {
+	mu      gosync.Mutex
+	calls   []string // "reconcile REVISION" or "drifted"
+	drifted bool
+	err     error // returned by Reconcile
+	done    chan string
+}
+
+func newFakeReconciler() *fakeReconciler {
+	return &fakeReconciler{done: make(chan string, 100)}
+}
+
+func (f *fakeReconciler) Reconcile(_ context.Context, opts tsync.Options, in tsync.Input) (*tsync.Result, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, "reconcile "+in.Revision)
+	err := f.err
+	f.mu.Unlock()
+	res := &tsync.Result{Sync: opts.Name, Revision: in.Revision, Observed: map[object.ObjMetadata]string{{Name: "x"}: "1"}}
+	if err != nil {
+		res.Phase, res.Err = "apply", err
+	}
+	f.done <- in.Revision
+	return res, err
+}
+
+func (f *fakeReconciler) Drifted(context.Context, tsync.Options, map[object.ObjMetadata]string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "drifted")
+	return f.drifted, nil
+}
+
+func (f *fakeReconciler) take() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.calls
+	f.calls = nil
+	return out
+}
+
+// fakeSource returns artifacts at a revision the test sets.
+type fakeSource struct {
+	mu  gosync.Mutex
+	rev string
+	dir string
+}
+
+func (s *fakeSource) Fetch(context.Context) (*source.Artifact, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &source.Artifact{Revision: s.rev, Dir: s.dir}, nil
+}
+
+func (s *fakeSource) set(rev string) {
+	s.mu.Lock()
+	s.rev = rev
+	s.mu.Unlock()
+}
+
+// testAgent is an agent on fake clients with a fake reconciler.
+func testAgent(t *testing.T, grace time.Duration) (*Agent, *fakeReconciler) {
+	t.Helper()
+	clients := &kube.Clients{Typed: k8sfake.NewSimpleClientset(), Requests: kube.NewRequestCounter()}
+	a := New(Options{DataDir: t.TempDir(), DeleteGrace: grace, Concurrency: 4}, clients, metrics.New(), slog.New(slog.DiscardHandler))
+	t.Cleanup(a.stopEv)
+	f := newFakeReconciler()
+	a.syncer = f
+	a.invNamespace = "tether-system"
+	return a, f
+}
+
+func localSync(t *testing.T, name string, deleteOnRemove bool) config.Sync {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cm.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return config.Sync{Name: name, Source: config.Source{LocalPath: dir, Interval: time.Hour}, Path: ".", Timeout: time.Minute, DeleteOnRemove: deleteOnRemove}
+}
+
+// The skip path: a fetch that finds the applied revision, with nothing
+// drifted, reconciles nothing; drift on the same revision, or a new
+// revision, reconciles.
+func TestRunnerSkipsUnchangedRevision(t *testing.T) {
+	a, f := testAgent(t, time.Minute)
+	src := &fakeSource{rev: "main@sha1:1", dir: t.TempDir()}
+	r := &runner{a: a, cfg: localSync(t, "web", false), src: src, trigger: make(chan struct{}, 1), done: make(chan struct{})}
+	ctx := context.Background()
+	steps := []struct {
+		rev     string
+		drifted bool
+		want    []string
+		outcome string
+	}{
+		{"main@sha1:1", false, []string{"reconcile main@sha1:1"}, metrics.OutcomeSuccess},
+		{"main@sha1:1", false, []string{"drifted"}, metrics.OutcomeSkipped},
+		{"main@sha1:1", true, []string{"drifted", "reconcile main@sha1:1"}, metrics.OutcomeSuccess},
+		{"main@sha1:2", false, []string{"reconcile main@sha1:2"}, metrics.OutcomeSuccess},
+		{"main@sha1:2", false, []string{"drifted"}, metrics.OutcomeSkipped},
+	}
+	for i, s := range steps {
+		src.set(s.rev)
+		f.mu.Lock()
+		f.drifted = s.drifted
+		f.mu.Unlock()
+		if err := r.reconcile(ctx); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if got := f.take(); !slices.Equal(got, s.want) {
+			t.Errorf("step %d: calls %v, want %v", i, got, s.want)
+		}
+		if got := r.snapshot().LastAttempt.Outcome; got != s.outcome {
+			t.Errorf("step %d: outcome %q, want %q", i, got, s.outcome)
+		}
+	}
+	if st := r.snapshot(); st.Applied == nil || st.Applied.Revision != "main@sha1:2" {
+		t.Errorf("applied %+v", st.Applied)
+	}
+}
+
+// A failed reconcile forgets what it observed, so the next attempt on the
+// same revision reconciles again instead of skipping, and the status says
+// what failed.
+func TestRunnerRetriesAfterFailure(t *testing.T) {
+	a, f := testAgent(t, time.Minute)
+	src := &fakeSource{rev: "main@sha1:1", dir: t.TempDir()}
+	r := &runner{a: a, cfg: localSync(t, "web", false), src: src, trigger: make(chan struct{}, 1), done: make(chan struct{})}
+	f.err = errors.New("ConfigMap/app/x: denied")
+	if err := r.reconcile(context.Background()); err == nil {
+		t.Fatal("want the reconcile's error")
+	}
+	st := r.snapshot()
+	if st.LastAttempt.Outcome != metrics.OutcomeFailure || st.LastAttempt.Phase != "apply" || st.Applied != nil {
+		t.Errorf("status after a failure: %+v applied %+v", st.LastAttempt, st.Applied)
+	}
+	f.err = nil
+	f.take()
+	if err := r.reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.take(); !slices.Equal(got, []string{"reconcile main@sha1:1"}) {
+		t.Errorf("calls after a failure %v: the same revision must be reconciled again, not skipped", got)
+	}
+}
+
+func TestNextWait(t *testing.T) {
+	for _, tc := range []struct {
+		failures int
+		interval time.Duration
+		want     time.Duration
+	}{
+		{0, time.Minute, time.Minute},
+		{1, time.Minute, 5 * time.Second},
+		{3, time.Minute, 20 * time.Second},
+		{20, time.Minute, 5 * time.Minute},
+		{1, 2 * time.Second, 2 * time.Second},    // never slower than the interval at first
+		{20, 10 * time.Minute, 10 * time.Minute}, // nor capped below it
+	} {
+		// r = 0.5 is the middle of the jitter: no spread.
+		if got := nextWait(tc.failures, tc.interval, 0.5); got != tc.want {
+			t.Errorf("nextWait(%d, %v) = %v, want %v", tc.failures, tc.interval, got, tc.want)
+		}
+	}
+}
+
+// leadFor runs the agent as leader with cfg until the test ends.
+func leadFor(t *testing.T, a *Agent, cfg *config.Config) {
+	t.Helper()
+	a.setConfig(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.lead(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; a.waitDeletions() })
+}
+
+// waitFor waits for the fake to reconcile revision rev.
+func waitFor(t *testing.T, f *fakeReconciler, rev string) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case got := <-f.done:
+			if got == rev {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no reconcile of %q", rev)
+		}
+	}
+}
+
+// A sync removed from the configuration with deleteOnRemove has its
+// objects deleted (a reconcile of an empty revision) once the grace period
+// passes; added back within it, nothing is deleted.
+func TestDeleteOnRemoveGraceAndRevert(t *testing.T) {
+	t.Run("removed for good", func(t *testing.T) {
+		a, f := testAgent(t, 10*time.Millisecond)
+		s := localSync(t, "web", true)
+		leadFor(t, a, &config.Config{Syncs: []config.Sync{s}})
+		waitForLeading(t, a, "web")
+		a.setConfig(&config.Config{})
+		waitFor(t, f, "deleted")
+	})
+	t.Run("added back within the grace period", func(t *testing.T) {
+		a, f := testAgent(t, time.Hour)
+		s := localSync(t, "web", true)
+		leadFor(t, a, &config.Config{Syncs: []config.Sync{s}})
+		waitForLeading(t, a, "web")
+		a.setConfig(&config.Config{})
+		a.mu.Lock()
+		_, pending := a.deletions["web"]
+		a.mu.Unlock()
+		if !pending {
+			t.Fatal("no deletion pending after the sync was removed")
+		}
+		a.setConfig(&config.Config{Syncs: []config.Sync{s}})
+		// The new runner starts once the cancelled deletion lets go, and
+		// reconciles the sync's folder again.
+		waitForLeading(t, a, "web")
+		a.mu.Lock()
+		_, pending = a.deletions["web"]
+		a.mu.Unlock()
+		if pending {
+			t.Error("the deletion is still pending after the sync came back")
+		}
+		for _, c := range f.take() {
+			if c == "reconcile deleted" {
+				t.Errorf("the objects were deleted although the sync came back within the grace period")
+			}
+		}
+	})
+	t.Run("removed without deleteOnRemove", func(t *testing.T) {
+		a, f := testAgent(t, 10*time.Millisecond)
+		s := localSync(t, "web", false)
+		leadFor(t, a, &config.Config{Syncs: []config.Sync{s}})
+		waitForLeading(t, a, "web")
+		a.setConfig(&config.Config{})
+		a.mu.Lock()
+		n := len(a.deletions)
+		a.mu.Unlock()
+		if n != 0 {
+			t.Errorf("%d deletions scheduled for a sync without deleteOnRemove", n)
+		}
+		f.take()
+	})
+}
+
+// waitForLeading waits until the runner of sync has reconciled once.
+func waitForLeading(t *testing.T, a *Agent, sync string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		a.mu.Lock()
+		r := a.runners[sync]
+		a.mu.Unlock()
+		if r != nil && r.snapshot().LastAttempt != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("sync %s never reconciled", sync)
+}

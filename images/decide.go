@@ -1,0 +1,212 @@
+package images
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Change is one value a write-back changes, for the commit message and
+// the status.
+type Change struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Policy string `json:"policy"`
+	Field  Field  `json:"field"`
+	// Image is the policy's repository.
+	Image string `json:"image"`
+	// Old and New are the values as written in the file.
+	Old string `json:"old"`
+	New string `json:"new"`
+	// OldTag and NewTag are the tags before and after ("" for names and
+	// digests).
+	OldTag string `json:"oldTag,omitempty"`
+	NewTag string `json:"newTag,omitempty"`
+}
+
+// PolicyPlan is what a round decided for one policy of one sync.
+type PolicyPlan struct {
+	// Target is the tag the policy's values move to ("" when none: held,
+	// no candidate, or nothing scanned yet).
+	Target string
+	// InGit is the newest tag the sync's values of this policy hold.
+	InGit string
+	// Pinned counts values marked pin.
+	Pinned int
+	// Held is the hold in force (new or old); nil when not held.
+	Held *Hold
+	// NewHold is set when this round found the manual rollback.
+	NewHold bool
+	// Released is set when a newer tag lifted a hold this round.
+	Released bool
+	// Reason says why there is no target.
+	Reason string
+}
+
+// Plan is what one write-back round changes in one sync's files.
+type Plan struct {
+	// Edits are the changes per file.
+	Edits map[string][]Edit
+	// Changes lists them for the commit message, in file order.
+	Changes []Change
+	// Policies holds the decision per policy the sync's markers name.
+	Policies map[string]*PolicyPlan
+	// Problems are markers that name no policy, or values that cannot be
+	// set (a digest that could not be read).
+	Problems []Problem
+}
+
+// DigestFunc returns the manifest digest of a tag of a policy's image.
+type DigestFunc func(policy, tag string) (string, error)
+
+// Decide plans one write-back round of a sync, purely: sites are the
+// sync's marked values, policies the configured policies, best the
+// newest scan's best tags per policy (best first), rec the sync's
+// records. It moves values forward only: a value is changed when the
+// target is newer than the tag it holds under the policy (or the tag is
+// not the policy's kind at all). Tags that failed a rollout are never
+// targets. A value set back to an older tag than tether last wrote is a
+// manual rollback: the policy is held until a tag newer than the one
+// rolled back from appears. Decide changes rec (holds) but writes
+// nothing.
+func Decide(sites []Site, policies map[string]*Policy, best map[string][]string, rec *Records, digest DigestFunc, now time.Time) *Plan {
+	plan := &Plan{Edits: map[string][]Edit{}, Policies: map[string]*PolicyPlan{}}
+	byPolicy := map[string][]Site{}
+	for _, s := range sites {
+		if policies[s.Marker.Policy] == nil {
+			plan.Problems = append(plan.Problems, Problem{File: s.File, Line: s.Line,
+				Message: fmt.Sprintf("the marker names policy %q, which is not in imagePolicies", s.Marker.Policy)})
+			continue
+		}
+		byPolicy[s.Marker.Policy] = append(byPolicy[s.Marker.Policy], s)
+	}
+	names := make([]string, 0, len(byPolicy))
+	for n := range byPolicy {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		p, ps := policies[name], byPolicy[name]
+		pp := decidePolicy(p, ps, best[name], rec.Policy(name), now)
+		plan.Policies[name] = pp
+		if pp.Target == "" {
+			continue
+		}
+		plan.edits(p, ps, pp, digest)
+	}
+	slices.SortFunc(plan.Changes, func(a, b Change) int {
+		if a.File != b.File {
+			if a.File < b.File {
+				return -1
+			}
+			return 1
+		}
+		return a.Line - b.Line
+	})
+	return plan
+}
+
+// decidePolicy chooses the target tag of one policy and keeps the hold.
+func decidePolicy(p *Policy, sites []Site, best []string, pr *PolicyRecord, now time.Time) *PolicyPlan {
+	pp := &PolicyPlan{}
+	var rollback *Site
+	for i, s := range sites {
+		if s.Marker.Pin {
+			pp.Pinned++
+		}
+		tag := s.Marker.CurrentTag(s.Value)
+		if tag == "" {
+			continue
+		}
+		if pp.InGit == "" {
+			pp.InGit = tag
+		} else if newer, ok := p.Newer(tag, pp.InGit); ok && newer {
+			pp.InGit = tag
+		}
+		if s.Marker.Pin || pr.LastWritten == nil || tag == pr.LastWritten.Tag {
+			continue
+		}
+		if older, ok := p.Newer(pr.LastWritten.Tag, tag); ok && older && rollback == nil {
+			rollback = &sites[i]
+		}
+	}
+	target := ""
+	for _, t := range best {
+		if !pr.HasFailed(t) {
+			target = t
+			break
+		}
+	}
+	if pr.Hold == nil && rollback != nil {
+		pr.Hold = &Hold{Tag: rollback.Marker.CurrentTag(rollback.Value), From: pr.LastWritten.Tag, Location: rollback.Location(), At: now}
+		pp.NewHold = true
+	}
+	if pr.Hold != nil {
+		if newer, ok := p.Newer(target, pr.Hold.From); target != "" && ok && newer {
+			pr.Hold = nil
+			pp.Released = !pp.NewHold
+			pp.NewHold = false
+		} else {
+			h := *pr.Hold
+			pp.Held = &h
+			pp.Reason = fmt.Sprintf("held: %s was rolled back from %s to %s; waiting for a tag newer than %s (or `tether images release %s`)", h.Location, h.From, h.Tag, h.From, p.Name)
+			return pp
+		}
+	}
+	switch {
+	case target == "" && len(best) == 0:
+		pp.Reason = "no tag matches the policy"
+	case target == "":
+		pp.Reason = "every matching tag failed its rollout before"
+	}
+	pp.Target = target
+	return pp
+}
+
+// edits plans the changes of one policy's values towards pp.Target.
+func (plan *Plan) edits(p *Policy, sites []Site, pp *PolicyPlan, digest DigestFunc) {
+	// The tag the values will hold: the target, unless git already holds
+	// a newer one (forward only), which a digest must then match.
+	effective := pp.Target
+	if newer, ok := p.Newer(pp.InGit, pp.Target); ok && newer {
+		effective = pp.InGit
+	}
+	digestOf := ""
+	for _, s := range sites {
+		if s.Marker.Pin {
+			continue
+		}
+		cur := s.Marker.CurrentTag(s.Value)
+		var next string
+		switch s.Marker.Field {
+		case FieldImage, FieldTag:
+			if cur != "" && cur != pp.Target {
+				if newer, ok := p.Newer(pp.Target, cur); ok && !newer {
+					continue // git holds a newer tag: forward only
+				}
+			}
+			next = s.Marker.Value(p.Image, pp.Target, "")
+		case FieldName:
+			next = p.Image
+		case FieldDigest:
+			if digestOf == "" {
+				d, err := digest(p.Name, effective)
+				if err != nil {
+					plan.Problems = append(plan.Problems, Problem{File: s.File, Line: s.Line, Message: fmt.Sprintf("the digest of %s:%s: %v", p.Image, effective, err)})
+					continue
+				}
+				digestOf = d
+			}
+			next = digestOf
+		}
+		if next == s.Value {
+			continue
+		}
+		plan.Edits[s.File] = append(plan.Edits[s.File], Edit{Site: s, New: next})
+		c := Change{File: s.File, Line: s.Line, Policy: p.Name, Field: s.Marker.Field, Image: p.Image, Old: s.Value, New: next, OldTag: cur}
+		if s.Marker.Field == FieldImage || s.Marker.Field == FieldTag {
+			c.NewTag = pp.Target
+		}
+		plan.Changes = append(plan.Changes, c)
+	}
+}

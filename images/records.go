@@ -1,0 +1,271 @@
+package images
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"github.com/tether-gitops/tether/contract"
+)
+
+// Bounds on what the records keep, so a sync's ConfigMap stays small.
+const (
+	// MaxFailedTags is the number of failed tags remembered per policy
+	// (the oldest are forgotten first).
+	MaxFailedTags = 50
+	// MaxRollouts is the number of finished rollouts kept per policy.
+	MaxRollouts = 10
+)
+
+// Records are a sync's image update records, kept in the cluster so that a
+// restarted agent or a new leader knows what tether wrote, which tags
+// failed and which images are held.
+type Records struct {
+	Version int `json:"version"`
+	// Policies holds the records of each policy the sync's markers use.
+	Policies map[string]*PolicyRecord `json:"policies,omitempty"`
+	// Workloads holds the images last applied per workload
+	// (Kind.group/namespace/name → container → image), to tell which
+	// applies changed an image.
+	Workloads map[string]map[string]string `json:"workloads,omitempty"`
+}
+
+// PolicyRecord is what one sync remembers about one policy.
+type PolicyRecord struct {
+	// LastWritten is the tag tether last committed for the policy.
+	LastWritten *Written `json:"lastWritten,omitempty"`
+	// LastGood is the newest tag whose rollout completed.
+	LastGood string `json:"lastGood,omitempty"`
+	// Failed are tags whose rollout failed: never proposed again.
+	Failed []Failure `json:"failed,omitempty"`
+	// Hold is set after a manual rollback.
+	Hold *Hold `json:"hold,omitempty"`
+	// Rollouts are the newest gated rollouts, newest last; those without
+	// an outcome are still being followed.
+	Rollouts []Rollout `json:"rollouts,omitempty"`
+}
+
+// Written is a write-back commit.
+type Written struct {
+	Tag    string    `json:"tag"`
+	Commit string    `json:"commit"`
+	Branch string    `json:"branch"`
+	At     time.Time `json:"at"`
+}
+
+// Failure is a tag whose rollout failed.
+type Failure struct {
+	Tag      string    `json:"tag"`
+	Workload string    `json:"workload"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+}
+
+// Hold stops updates of a policy after a commit set its image back to an
+// older tag than tether wrote: until a tag newer than From appears, or
+// `tether images release`.
+type Hold struct {
+	// Tag is the tag the commit set (rolled back to).
+	Tag string `json:"tag"`
+	// From is the tag tether had written (rolled back from).
+	From string `json:"from"`
+	// Location is the file:line that was rolled back.
+	Location string    `json:"location"`
+	At       time.Time `json:"at"`
+}
+
+// Rollout outcomes.
+const (
+	RolloutProgressing = "Progressing"
+	RolloutSucceeded   = "Succeeded"
+	RolloutFailed      = "Failed"
+	// RolloutSuperseded: a newer apply changed the image first.
+	RolloutSuperseded = "Superseded"
+)
+
+// Rollout is one workload rolling out to a new tag of a policy.
+type Rollout struct {
+	Workload  string `json:"workload"`
+	Container string `json:"container"`
+	// Image is the image rolled out to (name:tag).
+	Image    string    `json:"image"`
+	From     string    `json:"from,omitempty"`
+	Tag      string    `json:"tag"`
+	Revision string    `json:"revision"`
+	Started  time.Time `json:"started"`
+	// Outcome is RolloutProgressing until it is decided.
+	Outcome  string    `json:"outcome"`
+	Message  string    `json:"message,omitempty"`
+	Finished time.Time `json:"finished,omitzero"`
+}
+
+// Policy returns the record of a policy, creating it.
+func (r *Records) Policy(name string) *PolicyRecord {
+	if r.Policies == nil {
+		r.Policies = map[string]*PolicyRecord{}
+	}
+	p := r.Policies[name]
+	if p == nil {
+		p = &PolicyRecord{}
+		r.Policies[name] = p
+	}
+	return p
+}
+
+// HasFailed reports whether tag failed before.
+func (p *PolicyRecord) HasFailed(tag string) bool {
+	return slices.ContainsFunc(p.Failed, func(f Failure) bool { return f.Tag == tag })
+}
+
+// Fail remembers a failed tag (once), forgetting the oldest past
+// MaxFailedTags.
+func (p *PolicyRecord) Fail(f Failure) {
+	if p.HasFailed(f.Tag) {
+		return
+	}
+	p.Failed = append(p.Failed, f)
+	if len(p.Failed) > MaxFailedTags {
+		p.Failed = slices.Clone(p.Failed[len(p.Failed)-MaxFailedTags:])
+	}
+}
+
+// Record adds or replaces (same workload and tag) a rollout, keeping the
+// pending ones and the newest MaxRollouts finished ones.
+func (p *PolicyRecord) Record(r Rollout) {
+	p.Rollouts = slices.DeleteFunc(p.Rollouts, func(x Rollout) bool { return x.Workload == r.Workload && x.Tag == r.Tag })
+	p.Rollouts = append(p.Rollouts, r)
+	finished := 0
+	for _, x := range p.Rollouts {
+		if x.Outcome != RolloutProgressing {
+			finished++
+		}
+	}
+	for i := 0; finished > MaxRollouts && i < len(p.Rollouts); {
+		if p.Rollouts[i].Outcome != RolloutProgressing {
+			p.Rollouts = slices.Delete(p.Rollouts, i, i+1)
+			finished--
+			continue
+		}
+		i++
+	}
+}
+
+// ErrUnchanged, returned by an Update function, skips the write.
+var ErrUnchanged = errors.New("records unchanged")
+
+// RecordsName is the ConfigMap holding a sync's records.
+func RecordsName(sync string) string { return contract.ImageRecordsPrefix + sync }
+
+// Store reads and writes records ConfigMaps in one namespace.
+type Store struct {
+	client    typedcorev1.ConfigMapsGetter
+	namespace string
+}
+
+// NewStore keeps records in namespace.
+func NewStore(client typedcorev1.ConfigMapsGetter, namespace string) *Store {
+	return &Store{client: client, namespace: namespace}
+}
+
+// Load reads a sync's records (empty when there are none).
+func (s *Store) Load(ctx context.Context, sync string) (*Records, error) {
+	cm, err := s.client.ConfigMaps(s.namespace).Get(ctx, RecordsName(sync), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return &Records{Version: contract.ImageRecordsVersion}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading ConfigMap/%s/%s: %w", s.namespace, RecordsName(sync), err)
+	}
+	return decodeRecords(cm)
+}
+
+func decodeRecords(cm *corev1.ConfigMap) (*Records, error) {
+	rec := &Records{}
+	raw := cm.Data[contract.ImageRecordsKey]
+	if raw == "" {
+		return &Records{Version: contract.ImageRecordsVersion}, nil
+	}
+	if err := json.Unmarshal([]byte(raw), rec); err != nil {
+		return nil, fmt.Errorf("ConfigMap/%s/%s: key %s: %w", cm.Namespace, cm.Name, contract.ImageRecordsKey, err)
+	}
+	if rec.Version > contract.ImageRecordsVersion {
+		return nil, fmt.Errorf("ConfigMap/%s/%s: records version %d is newer than this tether understands (%d): upgrade tether", cm.Namespace, cm.Name, rec.Version, contract.ImageRecordsVersion)
+	}
+	rec.Version = contract.ImageRecordsVersion
+	return rec, nil
+}
+
+// Update reads a sync's records, lets fn change them and writes them back,
+// retrying when someone else wrote in between (optimistic concurrency on
+// the ConfigMap's resourceVersion). fn may run more than once.
+func (s *Store) Update(ctx context.Context, sync string, fn func(*Records) error) (*Records, error) {
+	name := RecordsName(sync)
+	for attempt := 0; ; attempt++ {
+		cm, err := s.client.ConfigMaps(s.namespace).Get(ctx, name, metav1.GetOptions{})
+		create := apierrors.IsNotFound(err)
+		if err != nil && !create {
+			return nil, fmt.Errorf("reading ConfigMap/%s/%s: %w", s.namespace, name, err)
+		}
+		if create {
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+				Name: name, Namespace: s.namespace,
+				Labels: map[string]string{contract.ImageRecordsLabel: sync, contract.ManagedByLabel: contract.ManagedByValue},
+			}}
+		}
+		rec, err := decodeRecords(cm)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(rec); errors.Is(err, ErrUnchanged) {
+			return rec, nil
+		} else if err != nil {
+			return nil, err
+		}
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data[contract.ImageRecordsKey] = string(data)
+		if create {
+			_, err = s.client.ConfigMaps(s.namespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: contract.FieldManager})
+		} else {
+			_, err = s.client.ConfigMaps(s.namespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: contract.FieldManager})
+		}
+		if (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("writing ConfigMap/%s/%s: %w", s.namespace, name, err)
+		}
+		return rec, nil
+	}
+}
+
+// List reads the records of every sync in the namespace, by sync name.
+func (s *Store) List(ctx context.Context) (map[string]*Records, error) {
+	list, err := s.client.ConfigMaps(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: contract.ImageRecordsLabel})
+	if err != nil {
+		return nil, fmt.Errorf("listing image records in %s: %w", s.namespace, err)
+	}
+	out := map[string]*Records{}
+	for i := range list.Items {
+		cm := &list.Items[i]
+		rec, err := decodeRecords(cm)
+		if err != nil {
+			return nil, err
+		}
+		out[cm.Labels[contract.ImageRecordsLabel]] = rec
+	}
+	return out, nil
+}

@@ -1,0 +1,107 @@
+package sync
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/cli-utils/pkg/object"
+)
+
+// appliedChange is the Change a reconcile leaves for desired whose live
+// version after the apply is the fixture applied.
+func appliedChange(t *testing.T, desired *unstructured.Unstructured, applied string) *Change {
+	t.Helper()
+	c := &Change{Desired: desired, ID: object.UnstructuredToObjMetadata(desired), owned: tetherFields(loadJSON(t, applied))}
+	if c.owned == nil {
+		t.Fatalf("%s has no tether entry", applied)
+	}
+	return c
+}
+
+func TestDetectDrift(t *testing.T) {
+	desired := desiredObjects(t)
+	dep := appliedChange(t, desired["Deployment"], "deployment.json")
+	for _, tc := range []struct {
+		name   string
+		c      *Change
+		live   string
+		ignore []IgnoreRule
+		want   string // Summary; "" for no drift
+	}{
+		{"as applied", dep, "deployment.json", nil, ""},
+		{"someone else's annotation", dep, "deployment-annotated.json", nil, ""},
+		{"kubectl set image", dep, "deployment-set-image.json", nil,
+			"spec.template.spec.containers[name=app].image: nginx:1.0 → nginx:2.0 by kubectl-set (Update) at "},
+		{"kubectl set image, ignored by a rule", dep, "deployment-set-image.json",
+			[]IgnoreRule{{Group: "apps", Kind: "Deployment", Paths: []string{"spec.template.spec.containers[name=app].image"}}}, ""},
+		{"a rule for another kind does not apply", dep, "deployment-set-image.json",
+			[]IgnoreRule{{Kind: "ConfigMap", Paths: []string{"spec.template"}}}, "containers[name=app].image: nginx:1.0 → nginx:2.0"},
+		{"kubectl scale through the scale subresource", dep, "deployment-scaled.json",
+			[]IgnoreRule{{Group: "apps", Kind: "Deployment", Paths: []string{"spec.template"}}}, "spec.replicas: 1 → 3 by kubectl (Update, scale)"},
+		{"deleted", dep, "", nil, "deleted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var live *unstructured.Unstructured
+			if tc.live != "" {
+				live = loadJSON(t, tc.live)
+			}
+			d, err := DetectDrift(tc.c, live, tc.ignore)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if d != nil {
+				got = d.Summary()
+			}
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("drift %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// The same value set back by another manager is no drift; a value the
+// server normalised is never mistaken for one.
+func TestDetectDriftComparesValuesOfLostFields(t *testing.T) {
+	desired := desiredObjects(t)["Deployment"]
+	c := appliedChange(t, desired, "deployment.json")
+	live := loadJSON(t, "deployment-set-image.json")
+	containers := live.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)
+	containers[0].(map[string]any)["image"] = "nginx:1.0" // set back, still owned by kubectl-set
+	if d, err := DetectDrift(c, live, nil); err != nil || d != nil {
+		t.Errorf("drift %v (%v) after the value was set back", d, err)
+	}
+}
+
+func TestDetectDriftMasksSecrets(t *testing.T) {
+	secret := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret",
+		"metadata": map[string]any{"name": "s", "namespace": "default"}, "data": map[string]any{"password": "aHVudGVyMg=="}}}
+	applied := secret.DeepCopy()
+	applied.Object["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{
+		"manager": "tether", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1",
+		"fieldsV1": map[string]any{"f:data": map[string]any{"f:password": map[string]any{}}}}}
+	live := secret.DeepCopy()
+	live.Object["data"] = map[string]any{"password": "c3dvcmRmaXNo"}
+	live.Object["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{
+		"manager": "kubectl-edit", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+		"fieldsV1": map[string]any{"f:data": map[string]any{"f:password": map[string]any{}}}}}
+	c := &Change{Desired: secret, ID: object.ObjMetadata{GroupKind: schema.GroupKind{Kind: "Secret"}, Namespace: "default", Name: "s"}, owned: tetherFields(applied)}
+	d, err := DetectDrift(c, live, nil)
+	if err != nil || d == nil {
+		t.Fatalf("drift %v, %v", d, err)
+	}
+	got := d.Summary()
+	if !strings.Contains(got, "data.password: *** → *** by kubectl-edit (Update)") || strings.Contains(got, "aHVudGVyMg") || strings.Contains(got, "c3dvcmRmaXNo") {
+		t.Errorf("summary %q", got)
+	}
+}
+
+// Without a record of what tether owned, drift cannot be told.
+func TestDetectDriftNeedsABaseline(t *testing.T) {
+	c := &Change{Desired: desiredObjects(t)["ConfigMap"]}
+	if d, err := DetectDrift(c, loadJSON(t, "configmap.json"), nil); d != nil || err != nil {
+		t.Errorf("drift %v, %v", d, err)
+	}
+}

@@ -1,0 +1,199 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/tether-gitops/tether/inventory"
+	"github.com/tether-gitops/tether/render"
+)
+
+var testOpts = Options{Name: "web", Namespace: "app", InventoryNamespace: "tether-system", Prune: true, DeleteBudget: Budget{Unlimited: true}}
+
+// reconcileOnce runs one reconcile of objs on f at revision rev.
+func reconcileOnce(t *testing.T, f *fakeCluster, opts Options, rev string, objs ...*unstructured.Unstructured) (*Result, error) {
+	t.Helper()
+	return f.syncer(objs...).Reconcile(context.Background(), opts, Input{Root: t.TempDir(), Path: ".", Revision: rev})
+}
+
+// inventoryIDs returns the ids in the sync's stored inventory.
+func inventoryIDs(t *testing.T, f *fakeCluster, name string) []string {
+	t.Helper()
+	inv, err := inventory.NewStore(f.typed.CoreV1(), "tether-system").Load(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for id := range inv.Entries {
+		out = append(out, refString(id))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestReconcileRecordsWhatItApplied(t *testing.T) {
+	f := newFakeCluster(t)
+	res, err := reconcileOnce(t, f, testOpts, "main@sha1:1", configMap("a", "1"), configMap("b", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inventoryIDs(t, f, "web"); !slices.Equal(got, []string{"ConfigMap/app/a", "ConfigMap/app/b"}) {
+		t.Errorf("inventory %v", got)
+	}
+	if c := res.Counts(); c[ActionCreate] != 2 {
+		t.Errorf("counts %v, want 2 creates", c)
+	}
+	// The same revision again writes nothing.
+	before := len(f.writes())
+	res, err = reconcileOnce(t, f, testOpts, "main@sha1:1", configMap("a", "1"), configMap("b", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.writes()) - before; n != 0 || res.Counts()[ActionUnchanged] != 2 {
+		t.Errorf("second reconcile: %d writes, counts %v", n, res.Counts())
+	}
+}
+
+// A write refused half-way fails the apply phase, names the object, and
+// the inventory does not move on: it still lists what the previous revision
+// applied, at that revision (plus, recorded before apply as intent, the new
+// object, so that a crash could not leave it unowned), and nothing is
+// pruned.
+func TestFailedApplyNeverAdvancesTheInventory(t *testing.T) {
+	f := newFakeCluster(t)
+	if _, err := reconcileOnce(t, f, testOpts, "main@sha1:1", configMap("a", "1"), configMap("old", "1")); err != nil {
+		t.Fatal(err)
+	}
+	f.failApply["ConfigMap/app/b"] = apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "b", errors.New("quota"))
+	res, err := reconcileOnce(t, f, testOpts, "main@sha1:2", configMap("a", "2"), configMap("b", "1"))
+	var pe *PhaseError
+	if !errors.As(err, &pe) || pe.Phase != "apply" || !strings.Contains(err.Error(), "ConfigMap/app/b") {
+		t.Fatalf("error %v, want an apply PhaseError naming ConfigMap/app/b", err)
+	}
+	if res.Phase != "apply" {
+		t.Errorf("result phase %q", res.Phase)
+	}
+	if got := inventoryIDs(t, f, "web"); !slices.Equal(got, []string{"ConfigMap/app/a", "ConfigMap/app/b", "ConfigMap/app/old"}) {
+		t.Errorf("inventory after a failed apply: %v, want the previous one and the intent", got)
+	}
+	inv, err := inventory.NewStore(f.typed.CoreV1(), "tether-system").Load(context.Background(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "old"} {
+		if e := inv.Entries[cmID(name)]; e.Revision != "main@sha1:1" {
+			t.Errorf("ConfigMap/app/%s recorded at %q after a failed apply, want main@sha1:1", name, e.Revision)
+		}
+	}
+	if f.get("ConfigMap", "app", "old") == nil {
+		t.Error("ConfigMap/app/old was pruned after a failed apply")
+	}
+}
+
+// A delete that fails keeps the object in the inventory (so the next
+// reconcile tries again) and fails the prune phase naming it; the other
+// deletes go through.
+func TestFailedDeleteStaysInTheInventory(t *testing.T) {
+	f := newFakeCluster(t)
+	if _, err := reconcileOnce(t, f, testOpts, "main@sha1:1", configMap("a", "1"), configMap("b", "1"), configMap("c", "1")); err != nil {
+		t.Fatal(err)
+	}
+	f.failDelete["ConfigMap/app/b"] = apierrors.NewInternalError(errors.New("etcd is sad"))
+	_, err := reconcileOnce(t, f, testOpts, "main@sha1:2", configMap("a", "1"))
+	var pe *PhaseError
+	if !errors.As(err, &pe) || pe.Phase != "prune" || !strings.Contains(err.Error(), "ConfigMap/app/b") {
+		t.Fatalf("error %v, want a prune PhaseError naming ConfigMap/app/b", err)
+	}
+	if got := inventoryIDs(t, f, "web"); !slices.Equal(got, []string{"ConfigMap/app/a", "ConfigMap/app/b"}) {
+		t.Errorf("inventory %v, want a and the undeleted b", got)
+	}
+	if f.get("ConfigMap", "app", "c") != nil {
+		t.Error("ConfigMap/app/c was not pruned")
+	}
+	// Once the delete works, the next reconcile finishes the job.
+	delete(f.failDelete, "ConfigMap/app/b")
+	if _, err := reconcileOnce(t, f, testOpts, "main@sha1:2", configMap("a", "1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := inventoryIDs(t, f, "web"); !slices.Equal(got, []string{"ConfigMap/app/a"}) {
+		t.Errorf("inventory %v", got)
+	}
+}
+
+// An object already being deleted (finalizers running) is not deleted
+// again and does not count against the delete budget.
+func TestPruneSkipsTerminatingObjects(t *testing.T) {
+	f := newFakeCluster(t)
+	if _, err := reconcileOnce(t, f, testOpts, "main@sha1:1", configMap("a", "1"), configMap("going", "1"), configMap("stale", "1")); err != nil {
+		t.Fatal(err)
+	}
+	going := f.get("ConfigMap", "app", "going")
+	now := metav1.Now()
+	going.SetDeletionTimestamp(&now)
+	going.SetFinalizers([]string{"example.com/hold"})
+	gvr, _ := f.gvr("ConfigMap")
+	if err := f.dyn.Tracker().Update(gvr, going, "app"); err != nil {
+		t.Fatal(err)
+	}
+	opts := testOpts
+	opts.DeleteBudget = Budget{Count: 1} // room for stale only
+	res, err := reconcileOnce(t, f, opts, "main@sha1:2", configMap("a", "1"))
+	if err != nil {
+		t.Fatalf("reconcile: %v (the terminating object must not use the budget)", err)
+	}
+	var deletes []string
+	for _, w := range f.writes() {
+		if strings.HasPrefix(w, "delete ") {
+			deletes = append(deletes, w)
+		}
+	}
+	if !slices.Equal(deletes, []string{"delete ConfigMap/app/stale"}) {
+		t.Errorf("deletes %v, want only ConfigMap/app/stale", deletes)
+	}
+	var reason string
+	for _, p := range res.Pruned {
+		if p.ID == cmID("going") {
+			reason = p.Reason
+		}
+	}
+	if reason != "already being deleted" {
+		t.Errorf("outcome for the terminating object: %q", reason)
+	}
+	if got := inventoryIDs(t, f, "web"); !slices.Equal(got, []string{"ConfigMap/app/a"}) {
+		t.Errorf("inventory %v", got)
+	}
+}
+
+// A failed build stops the reconcile before anything is read or written:
+// the inventory is untouched and nothing is pruned.
+func TestFailedBuildWritesNothing(t *testing.T) {
+	f := newFakeCluster(t)
+	if _, err := reconcileOnce(t, f, testOpts, "main@sha1:1", configMap("a", "1")); err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.writes())
+	s := New(f.clients, nil).WithRenderer(func(context.Context, render.Request) ([]render.Resource, error) {
+		return nil, errors.New("kustomization.yaml: boom")
+	})
+	res, err := s.Reconcile(context.Background(), testOpts, Input{Root: t.TempDir(), Path: ".", Revision: "main@sha1:2"})
+	if err == nil || res.Phase != "build" {
+		t.Fatalf("phase %q, error %v; want build", res.Phase, err)
+	}
+	if n := len(f.writes()) - before; n != 0 {
+		t.Errorf("%d writes after a failed build", n)
+	}
+	if res.Requests != 0 {
+		t.Errorf("%d requests after a failed build", res.Requests)
+	}
+	if got := inventoryIDs(t, f, "web"); !slices.Equal(got, []string{"ConfigMap/app/a"}) {
+		t.Errorf("inventory %v", got)
+	}
+}
