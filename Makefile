@@ -35,10 +35,12 @@ demo: deps tools build ## start a local control plane and git server, sync the e
 test: unit e2e ## run every test: unit tests, then the end-to-end suite
 
 .PHONY: unit
-unit: deps ## unit tests with the race detector
+unit: deps ## unit tests with the race detector, and the alert rules' promtool tests
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 ./...
+	promtool check rules manifests/alerts/tether.rules.yaml
+	promtool test rules manifests/alerts/tether.rules.test.yaml
 
 .PHONY: e2e
 e2e: deps tools ## end-to-end tests against a real control plane and git server (serially)

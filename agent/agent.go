@@ -25,6 +25,7 @@ import (
 	"github.com/tether-gitops/tether/config"
 	"github.com/tether-gitops/tether/inventory"
 	"github.com/tether-gitops/tether/kube"
+	"github.com/tether-gitops/tether/live"
 	"github.com/tether-gitops/tether/metrics"
 	tsync "github.com/tether-gitops/tether/sync"
 	"github.com/tether-gitops/tether/webhook"
@@ -68,6 +69,7 @@ type Agent struct {
 	opts    Options
 	clients *kube.Clients
 	syncer  reconciler
+	live    liveState
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	hooks   *webhook.Receiver
@@ -102,11 +104,13 @@ type Agent struct {
 }
 
 // reconciler is what the agent needs from package sync (a *sync.Syncer):
-// one reconcile, and the cheap check of whether anything a reconcile
-// observed has changed since.
+// one reconcile; the cheap check of whether anything a reconcile observed
+// has changed since (when the watch cache cannot tell); and putting
+// drifted objects back.
 type reconciler interface {
 	Reconcile(ctx context.Context, opts tsync.Options, in tsync.Input) (*tsync.Result, error)
 	Drifted(ctx context.Context, opts tsync.Options, observed map[object.ObjMetadata]string) (bool, error)
+	Correct(ctx context.Context, opts tsync.Options, changes []*tsync.Change) (int64, error)
 }
 
 // deletion is a pending deleteOnRemove of a sync.
@@ -148,6 +152,7 @@ func New(opts Options, clients *kube.Clients, m *metrics.Metrics, log *slog.Logg
 		syncer.WithRenderer(opts.Render)
 	}
 	a.syncer = syncer
+	a.live = live.New(clients.Dynamic, log)
 	clients.Requests.Observe(m.APIRequest)
 	a.images = newImageAutomation(a)
 	a.hooks = webhook.New(webhook.Options{Trigger: a.Trigger, TriggerImages: a.images.notify, Logger: log})

@@ -123,6 +123,9 @@ func newImageAutomation(a *Agent) *imageAutomation {
 // rollouts a previous leader was following, and returns a function that
 // stops everything and waits for it.
 func (ia *imageAutomation) lead(ctx context.Context) (stop func()) {
+	if ia == nil {
+		return func() {}
+	}
 	ia.mu.Lock()
 	ia.ctx = ctx
 	stopping := ia.reconcileLoops()
@@ -153,6 +156,9 @@ func (ia *imageAutomation) lead(ctx context.Context) (stop func()) {
 // setConfig installs a configuration; when leading, loops whose settings
 // changed restart.
 func (ia *imageAutomation) setConfig(cfg *config.Config) {
+	if ia == nil {
+		return
+	}
 	ia.mu.Lock()
 	ia.cfg = cfg
 	stopping := ia.reconcileLoops()
@@ -312,7 +318,7 @@ func (ia *imageAutomation) notify(host, repository string) []string {
 
 // registryTargets reads the registries' notification secrets.
 func (ia *imageAutomation) registryTargets(cfg *config.Config) []webhook.RegistryTarget {
-	if cfg == nil {
+	if ia == nil || cfg == nil {
 		return nil
 	}
 	var out []webhook.RegistryTarget
@@ -598,6 +604,9 @@ func describeChanges(changes []images.Change) string {
 // recorded and followed (the rollout gate), and the sync's write-back
 // loop is asked for a round (a new revision may be a manual rollback).
 func (ia *imageAutomation) applied(s config.Sync, revision string, res *tsync.Result) {
+	if ia == nil { // an Agent built without New (tests)
+		return
+	}
 	ia.mu.Lock()
 	ctx, cfg := ia.ctx, ia.cfg
 	u := ia.updaters[s.Name]

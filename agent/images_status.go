@@ -117,6 +117,9 @@ func (s *ImagesStatus) Failing() bool {
 // status is the images section of /status; nil when no policy is
 // configured.
 func (ia *imageAutomation) status() *ImagesStatus {
+	if ia == nil {
+		return nil
+	}
 	ia.mu.Lock()
 	defer ia.mu.Unlock()
 	if ia.cfg == nil || len(ia.cfg.ImagePolicies) == 0 && len(ia.syncs) == 0 {

@@ -46,6 +46,9 @@ type runner struct {
 	mu     gosync.Mutex
 	status SyncStatus
 
+	// live follows the sync's objects through the agent's cache (live.go).
+	live liveRunner
+
 	// Touched only by the loop goroutine.
 	lastApplied string
 	observed    map[object.ObjMetadata]string
@@ -54,7 +57,7 @@ type runner struct {
 }
 
 func newRunner(a *Agent, cfg config.Sync) (*runner, error) {
-	r := &runner{a: a, cfg: cfg, trigger: make(chan struct{}, 1), done: make(chan struct{})}
+	r := &runner{a: a, cfg: cfg, trigger: make(chan struct{}, 1), done: make(chan struct{}), live: newLiveRunner()}
 	dir := filepath.Join(a.opts.DataDir, cfg.Name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sync %s: data folder: %w", cfg.Name, err)
@@ -116,6 +119,7 @@ func (r *runner) start(ctx context.Context, wait <-chan struct{}) {
 func (r *runner) stop() {
 	r.cancel()
 	<-r.done
+	r.a.live.Forget(r.cfg.Name)
 }
 
 // poke asks for a reconcile now; it never blocks.
@@ -148,13 +152,22 @@ func (r *runner) loop(ctx context.Context) {
 			s.NextAttempt = time.Now().Add(wait)
 		})
 		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-r.trigger:
-			timer.Stop()
-		case <-timer.C:
+	waiting:
+		for {
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			case <-r.trigger:
+				timer.Stop()
+				break waiting
+			case <-timer.C:
+				break waiting
+			case <-r.live.ch:
+				// Objects changed in the cluster: health and drift, no
+				// fetch; the interval keeps running.
+				r.checkLive(ctx)
+			}
 		}
 	}
 }
@@ -185,16 +198,28 @@ func (r *runner) reconcile(parent context.Context) error {
 			s.Fetched = &RevisionStatus{Revision: art.Revision, Commit: commitOf(art), At: time.Now()}
 		}
 	})
-	opts := r.cfg.SyncOptions(r.a.invNamespace)
-	opts.Concurrency = r.a.opts.Concurrency
-	if art.Revision == r.lastApplied && r.observed != nil {
-		drifted, err := r.a.syncer.Drifted(ctx, opts, r.observed)
-		if err == nil && !drifted {
+	opts := r.syncOptions()
+	if art.Revision == r.lastApplied {
+		// The revision is the one applied: nothing to do unless the
+		// cluster changed. The watch cache knows without asking (drift
+		// was handled as it happened); without it, one LIST per resource
+		// and namespace compares what the last reconcile observed.
+		skip := false
+		if ok, why := r.cacheCanSkip(); ok {
+			skip = true
+			r.checkLive(ctx)
+		} else if r.observed != nil {
+			r.a.log.Debug("polling for drift", "sync", r.cfg.Name, "reason", why)
+			drifted, err := r.a.syncer.Drifted(ctx, opts, r.observed)
+			skip = err == nil && !drifted
+		}
+		if skip {
 			r.a.metrics.Skipped(r.cfg.Name, time.Since(started))
 			r.record(started, &Attempt{Outcome: metrics.OutcomeSkipped, Revision: art.Revision})
 			return nil
 		}
 	}
+	opts.KeepDrifted = r.keepDrifted()
 	res, err := r.a.syncer.Reconcile(ctx, opts, tsync.Input{Root: art.Dir, Path: r.cfg.Path, Revision: art.Revision})
 	if parent.Err() != nil {
 		// Stopped (shutdown, lost lease, configuration change): not a
@@ -236,6 +261,7 @@ func (r *runner) reconcile(parent context.Context) error {
 		}
 		r.lastApplied = art.Revision
 		r.observed = res.Observed
+		r.follow(res)
 		r.update(func(s *SyncStatus) {
 			s.Applied = &RevisionStatus{Revision: art.Revision, Commit: commitOf(art), At: time.Now()}
 		})
@@ -250,6 +276,13 @@ func (r *runner) reconcile(parent context.Context) error {
 	})
 	r.record(started, attempt)
 	return err
+}
+
+// syncOptions are the sync's options for package sync.
+func (r *runner) syncOptions() tsync.Options {
+	opts := r.cfg.SyncOptions(r.a.invNamespace)
+	opts.Concurrency = r.a.opts.Concurrency
+	return opts
 }
 
 func (r *runner) record(started time.Time, a *Attempt) {

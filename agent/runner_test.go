@@ -11,11 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/cli-utils/pkg/object"
 
 	"github.com/tether-gitops/tether/config"
+	"github.com/tether-gitops/tether/health"
 	"github.com/tether-gitops/tether/kube"
+	"github.com/tether-gitops/tether/live"
 	"github.com/tether-gitops/tether/metrics"
 	"github.com/tether-gitops/tether/source"
 	tsync "github.com/tether-gitops/tether/sync"
@@ -40,7 +44,11 @@ func (f *fakeReconciler) Reconcile(_ context.Context, opts tsync.Options, in tsy
 	f.calls = append(f.calls, "reconcile "+in.Revision)
 	err := f.err
 	f.mu.Unlock()
-	res := &tsync.Result{Sync: opts.Name, Revision: in.Revision, Observed: map[object.ObjMetadata]string{{Name: "x"}: "1"}}
+	dep := deployment(1)
+	id := object.UnstructuredToObjMetadata(dep)
+	res := &tsync.Result{Sync: opts.Name, Revision: in.Revision, Observed: map[object.ObjMetadata]string{id: "1"},
+		Changes: []*tsync.Change{{ID: id, Desired: dep, Action: tsync.ActionUnchanged, GVR: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, Namespaced: true}},
+		Health:  map[object.ObjMetadata]health.Result{id: {Status: health.Healthy, Message: "ready"}}, Status: health.Healthy}
 	if err != nil {
 		res.Phase, res.Err = "apply", err
 	}
@@ -53,6 +61,15 @@ func (f *fakeReconciler) Drifted(context.Context, tsync.Options, map[object.ObjM
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "drifted")
 	return f.drifted, nil
+}
+
+func (f *fakeReconciler) Correct(_ context.Context, _ tsync.Options, changes []*tsync.Change) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range changes {
+		f.calls = append(f.calls, "correct "+c.Ref())
+	}
+	return int64(len(changes)), nil
 }
 
 func (f *fakeReconciler) take() []string {
@@ -82,6 +99,55 @@ func (s *fakeSource) set(rev string) {
 	s.mu.Unlock()
 }
 
+// fakeLive stands in for the watch cache.
+type fakeLive struct {
+	mu      gosync.Mutex
+	ready   bool
+	objects map[string]*unstructured.Unstructured // by namespace/name
+	refs    []live.Ref
+	notify  func(live.Event)
+}
+
+func (f *fakeLive) Follow(_ string, refs []live.Ref, notify func(live.Event)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refs, f.notify = refs, notify
+}
+
+func (f *fakeLive) Forget(string) {}
+
+func (f *fakeLive) Ready(string) (bool, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.ready {
+		return false, "not ready"
+	}
+	return true, ""
+}
+
+func (f *fakeLive) Get(_ string, _ live.Ref, name string) (*unstructured.Unstructured, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, o := range f.objects {
+		if o.GetName() == name {
+			return o, true
+		}
+	}
+	return nil, true
+}
+
+// set stores obj and tells the runner, as the cache does on a watch event.
+func (f *fakeLive) set(obj *unstructured.Unstructured) {
+	f.mu.Lock()
+	if f.objects == nil {
+		f.objects = map[string]*unstructured.Unstructured{}
+	}
+	f.objects[obj.GetNamespace()+"/"+obj.GetName()] = obj
+	notify := f.notify
+	f.mu.Unlock()
+	notify(live.Event{Sync: "web", Object: obj})
+}
+
 // testAgent is an agent on fake clients with a fake reconciler.
 func testAgent(t *testing.T, grace time.Duration) (*Agent, *fakeReconciler) {
 	t.Helper()
@@ -90,6 +156,7 @@ func testAgent(t *testing.T, grace time.Duration) (*Agent, *fakeReconciler) {
 	t.Cleanup(a.stopEv)
 	f := newFakeReconciler()
 	a.syncer = f
+	a.live = &fakeLive{}
 	a.invNamespace = "tether-system"
 	return a, f
 }
@@ -109,7 +176,7 @@ func localSync(t *testing.T, name string, deleteOnRemove bool) config.Sync {
 func TestRunnerSkipsUnchangedRevision(t *testing.T) {
 	a, f := testAgent(t, time.Minute)
 	src := &fakeSource{rev: "main@sha1:1", dir: t.TempDir()}
-	r := &runner{a: a, cfg: localSync(t, "web", false), src: src, trigger: make(chan struct{}, 1), done: make(chan struct{})}
+	r := &runner{a: a, cfg: localSync(t, "web", false), src: src, trigger: make(chan struct{}, 1), done: make(chan struct{}), live: newLiveRunner()}
 	ctx := context.Background()
 	steps := []struct {
 		rev     string
@@ -149,7 +216,7 @@ func TestRunnerSkipsUnchangedRevision(t *testing.T) {
 func TestRunnerRetriesAfterFailure(t *testing.T) {
 	a, f := testAgent(t, time.Minute)
 	src := &fakeSource{rev: "main@sha1:1", dir: t.TempDir()}
-	r := &runner{a: a, cfg: localSync(t, "web", false), src: src, trigger: make(chan struct{}, 1), done: make(chan struct{})}
+	r := &runner{a: a, cfg: localSync(t, "web", false), src: src, trigger: make(chan struct{}, 1), done: make(chan struct{}), live: newLiveRunner()}
 	f.err = errors.New("ConfigMap/app/x: denied")
 	if err := r.reconcile(context.Background()); err == nil {
 		t.Fatal("want the reconcile's error")
@@ -284,4 +351,77 @@ func waitForLeading(t *testing.T, a *Agent, sync string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("sync %s never reconciled", sync)
+}
+
+// deployment is a Deployment whose rollout is complete when ready.
+func deployment(ready int64) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "web", "namespace": "app", "generation": int64(1)},
+		"spec":     map[string]any{"replicas": int64(1)},
+		"status": map[string]any{"observedGeneration": int64(1), "replicas": int64(1), "updatedReplicas": int64(1),
+			"readyReplicas": ready, "availableReplicas": ready,
+			"conditions": []any{map[string]any{"type": "Available", "status": map[bool]string{true: "True", false: "False"}[ready > 0]}}},
+	}}
+}
+
+// With the watch cache ready, a poll that finds the applied revision asks
+// the API server nothing (no Drifted LIST); a change in the cluster updates
+// health at once, without a new commit.
+func TestRunnerReadsTheCache(t *testing.T) {
+	a, f := testAgent(t, time.Minute)
+	cache := a.live.(*fakeLive)
+	src := &fakeSource{rev: "main@sha1:1", dir: t.TempDir()}
+	r := &runner{a: a, cfg: localSync(t, "web", false), src: src, trigger: make(chan struct{}, 1), done: make(chan struct{}), live: newLiveRunner()}
+	ctx := context.Background()
+	if err := r.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(cache.refs) != 1 || cache.refs[0].GVR.Resource != "deployments" || cache.refs[0].Namespace != "app" {
+		t.Fatalf("the cache follows %v", cache.refs)
+	}
+	f.take()
+	cache.mu.Lock()
+	cache.ready = true
+	cache.mu.Unlock()
+	if err := r.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.take(); len(got) != 0 {
+		t.Errorf("calls %v on a poll the cache can answer, want none", got)
+	}
+	if got := r.snapshot().LastAttempt.Outcome; got != metrics.OutcomeSkipped {
+		t.Errorf("outcome %q", got)
+	}
+	// The Deployment loses its ready replica: the status says so with no
+	// reconcile.
+	cache.set(deployment(0))
+	select {
+	case <-r.live.ch:
+	default:
+		t.Fatal("the cache's event did not wake the runner")
+	}
+	r.checkLive(ctx)
+	st := r.snapshot()
+	if st.Health == health.Healthy || len(st.Unhealthy) != 1 || st.Unhealthy[0].Object != "Deployment.apps/app/web" {
+		t.Errorf("health %s, unhealthy %+v after the Deployment degraded", st.Health, st.Unhealthy)
+	}
+	if got := f.take(); len(got) != 0 {
+		t.Errorf("calls %v for a health change, want none", got)
+	}
+	cache.set(deployment(1))
+	r.checkLive(ctx)
+	if st := r.snapshot(); st.Health != health.Healthy || len(st.Unhealthy) != 0 {
+		t.Errorf("health %s, unhealthy %+v after it recovered", st.Health, st.Unhealthy)
+	}
+	// Without the cache (refused watch), the poll falls back to a LIST.
+	cache.mu.Lock()
+	cache.ready = false
+	cache.mu.Unlock()
+	if err := r.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.take(); !slices.Equal(got, []string{"drifted"}) {
+		t.Errorf("calls %v without the cache, want [drifted]", got)
+	}
 }

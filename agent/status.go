@@ -68,6 +68,10 @@ type SyncStatus struct {
 	Health health.Status `json:"health,omitempty"`
 	// Unhealthy lists each object that is not Healthy.
 	Unhealthy []ObjectHealth `json:"unhealthy,omitempty"`
+	// Drift lists the objects changed in the cluster since tether applied
+	// them, while the drift is open (not yet corrected, or kept by the
+	// policy warn).
+	Drift []DriftStatus `json:"drift,omitempty"`
 	// Objects is the number of objects the sync renders.
 	Objects int `json:"objects"`
 }
@@ -190,4 +194,24 @@ func unhealthyOf(res *tsync.Result) []ObjectHealth {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Object < out[j].Object })
 	return out
+}
+
+// DriftStatus is one object whose drift is open.
+type DriftStatus struct {
+	Object string `json:"object"`
+	// Policy is what tether does about it: correct, warn.
+	Policy string `json:"policy"`
+	// Deleted is set when the object was deleted.
+	Deleted bool `json:"deleted,omitempty"`
+	// Fields lists each changed field: "path: desired → live by manager
+	// (Operation) at time".
+	Fields []string `json:"fields,omitempty"`
+	// Managers are the field managers that changed it, comma-separated.
+	Managers string `json:"managers,omitempty"`
+	// Since is when the drift was first seen.
+	Since time.Time `json:"since"`
+	// Corrected is when tether last put it back.
+	Corrected *time.Time `json:"corrected,omitempty"`
+	// CorrectionError is why the last correction failed.
+	CorrectionError string `json:"correctionError,omitempty"`
 }

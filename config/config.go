@@ -87,6 +87,9 @@ type Defaults struct {
 	Prune bool
 	// DeleteBudget is the default of deleteBudget.
 	DeleteBudget tsync.Budget
+	// Drift is the default drift policy: DriftCorrect, DriftWarn or
+	// DriftIgnore.
+	Drift string
 }
 
 // Webhook holds webhook settings.
@@ -132,6 +135,11 @@ type Sync struct {
 	// ImageUpdates configures image write-back (images.go); off when not
 	// Enabled.
 	ImageUpdates ImageUpdates
+	// Drift is the drift policy: DriftCorrect, DriftWarn or DriftIgnore
+	// (an object's tether.dev/drift annotation overrides it).
+	Drift string
+	// IgnoreDifferences leaves fields out of drift detection.
+	IgnoreDifferences []tsync.IgnoreRule
 }
 
 // Source is where a sync's manifests come from: a git repository (URL) or
@@ -191,6 +199,7 @@ func (s Sync) SyncOptions(inventoryNamespace string) tsync.Options {
 		PruneProtected:     slices.Clone(s.PruneProtected),
 		Wait:               s.Wait,
 		Timeout:            s.Timeout,
+		CorrectDrift:       s.Drift == DriftCorrect,
 	}
 }
 
@@ -210,7 +219,9 @@ func (s Sync) Equal(o Sync) bool {
 		slices.Equal(s.PruneProtected, o.PruneProtected) &&
 		s.Timeout == o.Timeout &&
 		s.WebhookSecretFile == o.WebhookSecretFile &&
-		s.ImageUpdates == o.ImageUpdates
+		s.ImageUpdates == o.ImageUpdates &&
+		s.Drift == o.Drift &&
+		sameIgnoreRules(s.IgnoreDifferences, o.IgnoreDifferences)
 }
 
 // Sync returns the sync named name.

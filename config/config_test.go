@@ -28,6 +28,7 @@ func TestExampleParses(t *testing.T) {
 		InventoryNamespace: "tether-system",
 		Prune:              true,
 		DeleteBudget:       tsync.Budget{Count: 50},
+		Drift:              DriftCorrect,
 	}
 	if cfg.Defaults != wantDefaults {
 		t.Errorf("defaults = %+v, want %+v", cfg.Defaults, wantDefaults)
@@ -66,6 +67,11 @@ func TestExampleParses(t *testing.T) {
 		PruneProtected:    []string{"Namespace"},
 		Timeout:           5 * time.Minute,
 		WebhookSecretFile: "/etc/tether/webhook/webapp",
+		Drift:             DriftWarn,
+		IgnoreDifferences: []tsync.IgnoreRule{{Group: "apps", Kind: "Deployment", Name: "webapp", Paths: []string{
+			"spec.template.metadata.annotations.kubectl.kubernetes.io/restartedAt",
+			"spec.template.spec.containers[name=web].resources",
+		}}},
 		ImageUpdates: ImageUpdates{Enabled: true, Branch: "image-updates", Path: ".", AuthorName: "tether", AuthorEmail: "tether@example.com",
 			MessageTemplate: "Update images ({{.Sync}})\n\n{{range .Changes}}- {{.Image}}: {{.Old}} → {{.New}} ({{.File}}:{{.Line}})\n{{end}}\n", RolloutTimeout: 10 * time.Minute},
 	}
@@ -370,6 +376,24 @@ func TestProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "drift policy",
+			yaml: sync("  - name: a", "    source:", url, "    drift: warm", "  - name: b", "    source:", url, "    drift: 1"),
+			want: []string{
+				`tether.yaml:7: syncs[0].drift: "warm" is not a drift policy: want one of correct, warn, ignore (did you mean "warn"?)`,
+				`tether.yaml:11: syncs[1].drift: "1" is not a drift policy: want one of correct, warn, ignore`,
+			},
+		},
+		{
+			name: "ignoreDifferences",
+			yaml: sync("  - name: a", "    source:", url, "    ignoreDifferences:", "      - group: apps", "      - kind: Deployment", "        paths: [spec..replicas]", "        nmae: x"),
+			want: []string{
+				`tether.yaml:8: syncs[0].ignoreDifferences[0].kind: required`,
+				`tether.yaml:8: syncs[0].ignoreDifferences[0].paths: required: at least one field path`,
+				`tether.yaml:10: syncs[0].ignoreDifferences[1].paths[0]: "spec..replicas" is not a field path: write it as drift reports fields, e.g. spec.replicas or spec.template.spec.containers[name=app].image`,
+				`tether.yaml:11: syncs[0].ignoreDifferences[1].nmae: unknown field (did you mean "name"?)`,
+			},
+		},
+		{
 			name: "allowInsecureHTTP on an https URL",
 			yaml: sync("  - name: a", "    source:", url, "      auth:", "        allowInsecureHTTP: true"),
 			want: []string{`tether.yaml:8: syncs[0].source.auth.allowInsecureHTTP: applies to http:// URLs only`},
@@ -624,11 +648,12 @@ func TestBuiltInDefaults(t *testing.T) {
 		Wait:         true,
 		DeleteBudget: tsync.Budget{Count: tsync.DefaultDeleteBudget},
 		Timeout:      DefaultTimeout,
+		Drift:        DriftCorrect,
 	}
 	if !cfg.Syncs[0].Equal(want) {
 		t.Errorf("got\n%+v\nwant\n%+v", cfg.Syncs[0], want)
 	}
-	wantDefaults := Defaults{Interval: time.Minute, Timeout: 5 * time.Minute, InventoryNamespace: "tether-system", DeleteBudget: tsync.Budget{Count: 50}}
+	wantDefaults := Defaults{Interval: time.Minute, Timeout: 5 * time.Minute, InventoryNamespace: "tether-system", DeleteBudget: tsync.Budget{Count: 50}, Drift: DriftCorrect}
 	if cfg.Defaults != wantDefaults {
 		t.Errorf("defaults = %+v, want %+v", cfg.Defaults, wantDefaults)
 	}
@@ -731,7 +756,11 @@ func TestEqual(t *testing.T) {
 			case reflect.Int, reflect.Int64:
 				f.SetInt(f.Int() + 1)
 			case reflect.Slice:
-				f.Set(reflect.Append(reflect.AppendSlice(reflect.MakeSlice(f.Type(), 0, f.Len()+1), f), reflect.ValueOf("x")))
+				el := reflect.New(f.Type().Elem()).Elem()
+				if el.Kind() == reflect.String {
+					el.SetString("x")
+				}
+				f.Set(reflect.Append(reflect.AppendSlice(reflect.MakeSlice(f.Type(), 0, f.Len()+1), f), el))
 			default:
 				t.Fatalf("%s: kind %s not covered by this test", p, f.Kind())
 			}

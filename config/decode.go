@@ -50,6 +50,7 @@ type (
 		inventoryNamespace opt[string]
 		prune              opt[bool]
 		deleteBudget       opt[tsync.Budget]
+		drift              opt[string] // drift.go
 	}
 	rawWebhook struct {
 		secretFile opt[string]
@@ -66,6 +67,8 @@ type (
 		timeout                                 opt[time.Duration]
 		webhook                                 rawWebhook
 		imageUpdates                            *rawImageUpdates // images.go
+		drift                                   opt[string]      // drift.go
+		ignoreDifferences                       []*rawIgnore     // drift.go
 	}
 	rawSource struct {
 		url, localPath    opt[string]
@@ -452,6 +455,7 @@ func (d *decoder) defaults(n *yaml.Node, path string, r *rawDefaults) {
 		{"inventoryNamespace", func(n *yaml.Node, p string) { d.str(n, p, &r.inventoryNamespace, checkDNSLabel) }},
 		{"prune", func(n *yaml.Node, p string) { d.boolean(n, p, &r.prune) }},
 		{"deleteBudget", func(n *yaml.Node, p string) { d.budget(n, p, &r.deleteBudget) }},
+		{"drift", func(n *yaml.Node, p string) { d.str(n, p, &r.drift, checkDriftPolicy) }},
 	})
 }
 
@@ -510,6 +514,8 @@ func (d *decoder) sync(n *yaml.Node, path string, s *rawSync) bool {
 		{"webhook", func(n *yaml.Node, p string) { d.webhook(n, p, &s.webhook) }},
 		{"suspend", func(n *yaml.Node, p string) { d.boolean(n, p, &s.suspend) }},
 		{"imageUpdates", func(n *yaml.Node, p string) { s.imageUpdates = d.imageUpdates(n, p) }},
+		{"drift", func(n *yaml.Node, p string) { d.str(n, p, &s.drift, checkDriftPolicy) }},
+		{"ignoreDifferences", func(n *yaml.Node, p string) { d.ignoreDifferences(n, p, &s.ignoreDifferences) }},
 	})
 }
 

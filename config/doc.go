@@ -123,6 +123,11 @@
 //	                               unless insecureIgnoreHostKey is set
 //	insecureIgnoreHostKey  bool    accept any SSH host key (insecure; not with knownHostsFile)
 //
+// Image automation (images.go): the top-level registries and
+// imagePolicies lists and syncs[].imageUpdates. Every field is in the
+// README's table and in example.yaml; their checks follow the same rules
+// (file:line, did-you-mean, secret file paths never shown).
+//
 // The HTTP fields (username, password*, bearerToken*, caFile) apply to
 // https and http URLs only, caFile to https only, and the SSH fields to SSH
 // URLs only; setting one for the other kind of URL is an error.

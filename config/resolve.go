@@ -33,6 +33,7 @@ func (d *decoder) resolve(raw *rawConfig) *Config {
 			InventoryNamespace: or(raw.defaults.inventoryNamespace, DefaultInventoryNamespace),
 			Prune:              or(raw.defaults.prune, false),
 			DeleteBudget:       or(raw.defaults.deleteBudget, tsync.Budget{Count: tsync.DefaultDeleteBudget}),
+			Drift:              or(raw.defaults.drift, DriftCorrect),
 		},
 		Webhook: Webhook{SecretFile: cleanFile(raw.webhook.secretFile.v)},
 	}
@@ -86,6 +87,7 @@ func (d *decoder) resolveSync(rs *rawSync, p string, cfg *Config) Sync {
 	if rs.webhook.secretFile.set {
 		s.WebhookSecretFile = cleanFile(rs.webhook.secretFile.v)
 	}
+	d.resolveDrift(rs, p, cfg.Defaults.Drift, &s)
 	if rs.source.bad {
 		return s // reported when decoded
 	}

@@ -48,6 +48,36 @@ const (
 	// commit that leaves an object alone does not rewrite it: tether keeps
 	// the live value when nothing else differs.
 	RevisionAnnotation = Domain + "/revision"
+
+	// DriftAnnotation on an object in git overrides its sync's drift
+	// policy for that object: "correct", "warn" or "ignore" (see the
+	// configuration's drift field). The agent reads it from the live
+	// object.
+	DriftAnnotation = Domain + "/drift"
+
+	// LastAppliedAnnotation is kubectl's client-side apply record. When
+	// tether takes an object over from `kubectl apply`, it removes the
+	// annotation and kubectl's field managers (KubectlManagers()), so a field
+	// later deleted from git is deleted in the cluster instead of being
+	// kept by a stale co-owner.
+	LastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+)
+
+// KubectlManagers returns the field managers of client-side `kubectl
+// apply` (and of kubectl's migration of such objects to server-side apply)
+// whose fields tether takes over when it adopts an object.
+func KubectlManagers() []string {
+	return []string{"kubectl-client-side-apply", "before-first-apply"}
+}
+
+const (
+	// EventDriftDetected is the reason of the Event recorded on a sync's
+	// inventory ConfigMap when an object it owns is changed or deleted by
+	// someone else.
+	EventDriftDetected = "DriftDetected"
+	// EventDriftCorrected is the reason of the Event recorded when tether
+	// puts a drifted object back.
+	EventDriftCorrected = "DriftCorrected"
 )
 
 const (
@@ -99,9 +129,10 @@ const (
 	InventoryProvenanceVersion = 1
 )
 
-// Metric names tether exports on /metrics. Alert rules (manifests/alerts.yaml)
-// and users' dashboards depend on them. Labels are bounded: sync name,
-// phase, outcome, kind, verb; never object names.
+// Metric names tether exports on /metrics. Alert rules
+// (manifests/alerts/tether.rules.yaml) and users' dashboards depend on them.
+// Labels are bounded: sync name, phase, outcome, kind, verb; never object
+// names, except in MetricDriftInfo, which is capped per sync.
 const (
 	// MetricReconcileDuration is a histogram of reconcile durations by sync
 	// and outcome (success, failure, skipped).
@@ -121,9 +152,24 @@ const (
 	// MetricSyncFailing is 1 while a sync's last reconcile failed, with the
 	// phase it failed in.
 	MetricSyncFailing = "tether_sync_failing"
-	// MetricDrift is the number of objects, by kind, that a reconcile of
-	// an unchanged revision found changed in the cluster (and put back).
+	// MetricDrift is the number of objects per sync and kind whose drift
+	// is open: changed in the cluster and not (yet) put back, e.g. kept by
+	// policy warn.
 	MetricDrift = "tether_drifted_objects"
+	// MetricDriftInfo is 1 for each object with open drift (sync, kind,
+	// namespace, name, manager), capped per sync; the series goes when
+	// the drift ends.
+	MetricDriftInfo = "tether_drift_info"
+	// MetricDriftInfoOverflow counts the drifted objects of a sync left out
+	// of MetricDriftInfo by its cap.
+	MetricDriftInfoOverflow = "tether_drift_info_overflow"
+	// MetricDriftEvents counts drift events per sync and action (detected,
+	// corrected, kept, ignored); the TetherDriftRecurring alert reads it.
+	MetricDriftEvents = "tether_drift_events_total"
+	// MetricDriftOldest is the Unix time the oldest open drift of a sync
+	// began (absent when none is open); the TetherDriftOpen alert reads
+	// it.
+	MetricDriftOldest = "tether_drift_oldest_open_timestamp_seconds"
 	// MetricInventory is the number of objects each sync owns.
 	MetricInventory = "tether_inventory_objects"
 	// MetricGitRefListings counts remote ref listings per sync.

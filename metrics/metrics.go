@@ -1,7 +1,8 @@
 // Package metrics defines what tether exports on /metrics
 // (github.com/prometheus/client_golang). Every series is labelled by bounded
-// values only: sync name, phase, outcome, action, kind, verb; never object
-// names, revisions as free text only on the one info metric. The names are
+// values only: sync name, phase, outcome, action, kind, verb; revisions as
+// free text only on the one revision info metric, and object names only on
+// the drift info metric, which is capped per sync (drift.go). The names are
 // constants in package contract, which alert rules depend on.
 package metrics
 
@@ -32,7 +33,7 @@ type Metrics struct {
 	objects           *prometheus.GaugeVec
 	health            *prometheus.GaugeVec
 	failing           *prometheus.GaugeVec
-	drift             *prometheus.GaugeVec
+	drift             *driftMetrics // drift.go
 	inventory         *prometheus.GaugeVec
 	gitRefListings    *prometheus.CounterVec
 	gitFetches        *prometheus.CounterVec
@@ -83,10 +84,7 @@ func New() *Metrics {
 		Name: contract.MetricSyncFailing,
 		Help: "1 while the last reconcile of a sync failed, labelled with the phase it failed in.",
 	}, []string{"sync", "phase"})
-	m.drift = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: contract.MetricDrift,
-		Help: "Objects by kind that the last reconcile of an unchanged revision found changed in the cluster and put back.",
-	}, []string{"sync", "kind"})
+	m.drift = newDriftMetrics()
 	m.inventory = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: contract.MetricInventory,
 		Help: "Objects each sync owns (its inventory).",
@@ -149,9 +147,19 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Reconcile records a reconcile's outcome. commit is the applied commit
-// (empty for folders); drift counts, by kind, objects an unchanged
-// revision put back; inventory is the number of objects the sync owns.
+// (empty for folders); drift counts, by kind, the objects a reconcile of
+// an unchanged revision found changed and put back: each is a drift event
+// detected and corrected (a caller that reports drift through DriftEvent
+// passes nil, or they count twice); inventory is the number of objects the
+// sync owns.
 func (m *Metrics) Reconcile(sync string, res *tsync.Result, err error, commit string, drift map[string]int, inventory int) {
+	m.initSync(sync)
+	for _, n := range drift {
+		if n > 0 {
+			m.drift.events.WithLabelValues(sync, DriftDetected).Add(float64(n))
+			m.drift.events.WithLabelValues(sync, DriftCorrected).Add(float64(n))
+		}
+	}
 	outcome := OutcomeSuccess
 	if err != nil {
 		outcome = OutcomeFailure
@@ -189,15 +197,23 @@ func (m *Metrics) Reconcile(sync string, res *tsync.Result, err error, commit st
 	m.revisionInfo.DeletePartialMatch(prometheus.Labels{"sync": sync})
 	m.revisionInfo.WithLabelValues(sync, res.Revision, commit).Set(1)
 	m.inventory.WithLabelValues(sync).Set(float64(inventory))
-	m.drift.DeletePartialMatch(prometheus.Labels{"sync": sync})
-	for kind, n := range drift {
-		m.drift.WithLabelValues(sync, kind).Set(float64(n))
+}
+
+// initSync exports the counters of a sync whose label values are known in
+// advance at 0 (guard refusals by reason, drift events by action): a
+// counter that first appears at 1 is invisible to increase() and
+// changes(), so the first refusal or correction would never alert.
+func (m *Metrics) initSync(sync string) {
+	for _, reason := range []string{tsync.GuardEmptyRevision, tsync.GuardDeleteBudget} {
+		m.guardRefusals.WithLabelValues(sync, reason)
 	}
+	m.drift.initEvents(sync)
 }
 
 // Skipped records a poll that found the revision unchanged and nothing
 // drifted, so nothing was planned.
 func (m *Metrics) Skipped(sync string, d time.Duration) {
+	m.initSync(sync)
 	m.reconcileDuration.WithLabelValues(sync, OutcomeSkipped).Observe(d.Seconds())
 	m.lastSuccess.WithLabelValues(sync).Set(float64(time.Now().Unix()))
 	m.failing.DeletePartialMatch(prometheus.Labels{"sync": sync})
@@ -205,6 +221,7 @@ func (m *Metrics) Skipped(sync string, d time.Duration) {
 
 // FetchFailed records a reconcile that failed before build (the source).
 func (m *Metrics) FetchFailed(sync string, d time.Duration) {
+	m.initSync(sync)
 	m.reconcileDuration.WithLabelValues(sync, OutcomeFailure).Observe(d.Seconds())
 	m.failing.DeletePartialMatch(prometheus.Labels{"sync": sync})
 	m.failing.WithLabelValues(sync, "fetch").Set(1)
@@ -267,8 +284,9 @@ func (m *Metrics) Forget(sync string) {
 	l := prometheus.Labels{"sync": sync}
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.reconcileDuration, m.lastSuccess, m.revisionInfo, m.objects, m.health, m.failing, m.drift, m.inventory,
+	}{m.reconcileDuration, m.lastSuccess, m.revisionInfo, m.objects, m.health, m.failing, m.inventory,
 		m.gitRefListings, m.gitFetches, m.gitFetchedBytes, m.buildDuration, m.guardRefusals} {
 		v.DeletePartialMatch(l)
 	}
+	m.drift.forget(sync)
 }

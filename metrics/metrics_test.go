@@ -59,6 +59,17 @@ tether_sync_health{status="Progressing",sync="web"} 1
 # TYPE tether_git_fetched_bytes_total counter
 tether_git_fetched_bytes_total{sync="web"} 2048
 `)
+	// What a reconcile of an unchanged revision put back is drift detected
+	// and corrected; nothing stays open.
+	expect("tether_drift_events_total", `
+# HELP tether_drift_events_total Drift events by sync and action (detected, corrected, kept by policy warn, ignored by policy ignore).
+# TYPE tether_drift_events_total counter
+tether_drift_events_total{action="corrected",sync="web"} 1
+tether_drift_events_total{action="detected",sync="web"} 1
+tether_drift_events_total{action="ignored",sync="web"} 0
+tether_drift_events_total{action="kept",sync="web"} 0
+`)
+	expect("tether_drifted_objects", "")
 
 	// A guard refusal: failing with its phase, the refusal counted, the
 	// applied revision left as it was.
@@ -73,6 +84,7 @@ tether_sync_failing{phase="prune",sync="web"} 1
 # HELP tether_guard_refusals_total Reconciles stopped by a safety guard, by sync and reason (empty_revision, delete_budget).
 # TYPE tether_guard_refusals_total counter
 tether_guard_refusals_total{reason="delete_budget",sync="web"} 1
+tether_guard_refusals_total{reason="empty_revision",sync="web"} 0
 `)
 	if n := testutil.CollectAndCount(m.revisionInfo); n != 1 {
 		t.Errorf("%d revision series after a failure, want the old one only", n)
@@ -83,17 +95,25 @@ tether_guard_refusals_total{reason="delete_budget",sync="web"} 1
 		t.Errorf("failing series left after a success: %d", n)
 	}
 
+	lint(t, m)
+
+	m.Forget("web")
+	if n := testutil.CollectAndCount(m.objects) + testutil.CollectAndCount(m.health) + testutil.CollectAndCount(m.lastSuccess) +
+		testutil.CollectAndCount(m.guardRefusals) + testutil.CollectAndCount(m.drift); n != 0 {
+		t.Errorf("%d series of a forgotten sync remain", n)
+	}
+}
+
+// lint fails the test for every promlint problem (the checks of
+// `promtool check metrics`).
+func lint(t *testing.T, m *Metrics) {
+	t.Helper()
 	problems, err := promlint.NewWithMetricFamilies(mustGather(t, m)).Lint()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range problems {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
-
-	m.Forget("web")
-	if n := testutil.CollectAndCount(m.objects) + testutil.CollectAndCount(m.health) + testutil.CollectAndCount(m.lastSuccess); n != 0 {
-		t.Errorf("%d series of a forgotten sync remain", n)
 	}
 }
 

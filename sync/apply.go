@@ -94,6 +94,11 @@ func (r *run) write(ctx context.Context, c *Change) error {
 	}
 	// The answer is not needed (health reads the objects afterwards), so
 	// it is not decoded.
+	if c.TakeOver && c.Live != nil && c.Action != ActionRecreate {
+		if err := r.takeOver(ctx, c); err != nil {
+			return err
+		}
+	}
 	answer, err := r.patchRaw(ctx, c, false)
 	if err != nil {
 		return apiMessage(err)
@@ -104,7 +109,7 @@ func (r *run) write(ctx context.Context, c *Change) error {
 }
 
 func (r *run) deleteAndWait(ctx context.Context, c *Change) error {
-	client := r.resource(c.gvr, c.ID.Namespace)
+	client := r.resource(c.GVR, c.ID.Namespace)
 	uid := c.Live.GetUID()
 	policy := metav1.DeletePropagationBackground
 	err := client.Delete(ctx, c.ID.Name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
@@ -143,7 +148,7 @@ func (r *run) waitEstablished(ctx context.Context, changes []*Change) error {
 	deadline := time.Now().Add(r.opts.Timeout)
 	for _, c := range crds {
 		for {
-			live, err := r.resource(c.gvr, "").Get(ctx, c.ID.Name, metav1.GetOptions{})
+			live, err := r.resource(c.GVR, "").Get(ctx, c.ID.Name, metav1.GetOptions{})
 			if err == nil && conditionTrue(live, "Established") {
 				break
 			}
@@ -175,7 +180,7 @@ func (r *run) planDeferred(ctx context.Context, changes []*Change) error {
 	}
 	var problems []string
 	for _, c := range deferred {
-		if !c.gvr.Empty() {
+		if !c.GVR.Empty() {
 			continue
 		}
 		mapping, err := r.s.clients.Mapper.RESTMapping(c.gvk.GroupKind(), c.gvk.Version)
@@ -185,7 +190,7 @@ func (r *run) planDeferred(ctx context.Context, changes []*Change) error {
 			problems = append(problems, fmt.Sprintf("%s (%s): %v", c.Ref(), c.Source, c.Err))
 			continue
 		}
-		c.gvr = mapping.Resource
+		c.GVR = mapping.Resource
 	}
 	if len(problems) > 0 {
 		return &PhaseError{Phase: "plan", Objects: problems, Err: fmt.Errorf("objects of new kinds cannot be applied")}

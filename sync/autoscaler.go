@@ -27,17 +27,24 @@ func adjustForAutoscalers(changes, all []*Change) {
 		return
 	}
 	for _, c := range changes {
-		if !targets[c.ID] || c.Live == nil {
-			continue
-		}
-		if ownsField(c.Live, contract.FieldManager, "f:spec", "f:replicas") {
-			if live, found, _ := unstructured.NestedFieldCopy(c.Live.Object, "spec", "replicas"); found {
-				_ = unstructured.SetNestedField(c.Desired.Object, live, "spec", "replicas")
-				continue
-			}
-		}
-		unstructured.RemoveNestedField(c.Desired.Object, "spec", "replicas")
+		c.autoscaled = targets[c.ID]
+		fitReplicas(c)
 	}
+}
+
+// fitReplicas applies the rule of adjustForAutoscalers to one autoscaled
+// change, against its Live object (nil: a new object keeps its replicas).
+func fitReplicas(c *Change) {
+	if !c.autoscaled || c.Live == nil {
+		return
+	}
+	if ownsField(c.Live, contract.FieldManager, "f:spec", "f:replicas") {
+		if live, found, _ := unstructured.NestedFieldCopy(c.Live.Object, "spec", "replicas"); found {
+			_ = unstructured.SetNestedField(c.Desired.Object, live, "spec", "replicas")
+			return
+		}
+	}
+	unstructured.RemoveNestedField(c.Desired.Object, "spec", "replicas")
 }
 
 // autoscaled returns the workloads that autoscalers in the set scale.

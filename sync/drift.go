@@ -1,15 +1,19 @@
 package sync
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"sort"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 	"sigs.k8s.io/structured-merge-diff/v6/value"
+
+	"github.com/tether-gitops/tether/kube"
 )
 
 // Drift is what changed in the cluster in an object a sync owns, since
@@ -136,7 +140,8 @@ func (r IgnoreRule) covers(path string) bool {
 // whatever tool they used, is. A field that another manager took over but
 // set back to the value tether applied is not drift. Fields covered by
 // ignore rules are left out, as are fields no longer in the desired
-// object (autoscaled replicas).
+// object, and the replicas of a workload an autoscaler in the same
+// revision scales.
 func DetectDrift(c *Change, live *unstructured.Unstructured, ignore []IgnoreRule) (*Drift, error) {
 	if c.owned == nil {
 		return nil, nil
@@ -164,6 +169,9 @@ func DetectDrift(c *Change, live *unstructured.Unstructured, ignore []IgnoreRule
 	d := &Drift{}
 	c.owned.Leaves().Difference(now).Iterate(func(p fieldpath.Path) {
 		path := fieldPathString(p)
+		if c.autoscaled && path == "spec.replicas" {
+			return // the autoscaler's to change
+		}
 		for _, r := range rules {
 			if r.covers(path) {
 				return
@@ -275,4 +283,48 @@ func shortValue(v any) string {
 		s = s[:77] + "..."
 	}
 	return s
+}
+
+// Correct puts drifted objects back: it applies each change's desired
+// object again, taking back the fields others changed (force), one write
+// per object, in parallel, and records the fields tether owns afterwards
+// for the next DetectDrift. A deleted object is created again. Each
+// change's Live must be the object as it is now (nil when deleted): the
+// replicas of an autoscaled workload are left to its autoscaler, as in a
+// reconcile. It returns the writes it sent and an error naming every
+// object it could not put back. The changes come from a successful
+// reconcile of opts.
+func (s *Syncer) Correct(ctx context.Context, opts Options, changes []*Change) (int64, error) {
+	r := &run{s: s, opts: opts.withDefaults(), res: &Result{}}
+	tally := &kube.Tally{}
+	ctx = kube.WithTally(ctx, tally)
+	var mu gosync.Mutex
+	var problems []string
+	parallel(ctx, r.opts.Concurrency, len(changes), func(ctx context.Context, i int) error {
+		c := changes[i]
+		if c.GVR.Empty() {
+			return nil
+		}
+		fitReplicas(c)
+		force := c.Force
+		c.Force = true
+		answer, err := r.patchRaw(ctx, c, false)
+		c.Force = force
+		if err != nil {
+			mu.Lock()
+			problems = append(problems, fmt.Sprintf("%s: %v", c.Ref(), apiMessage(err)))
+			mu.Unlock()
+			return nil
+		}
+		c.owned = ownedInAnswer(answer)
+		return nil
+	})
+	if err := ctx.Err(); err != nil {
+		return tally.Writes(), err
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return tally.Writes(), &PhaseError{Phase: "correct", Objects: problems, Err: fmt.Errorf("%d of %d drifted objects could not be put back", len(problems), len(changes))}
+	}
+	return tally.Writes(), nil
 }

@@ -105,3 +105,53 @@ func TestDetectDriftNeedsABaseline(t *testing.T) {
 		t.Errorf("drift %v, %v", d, err)
 	}
 }
+
+func TestOtherWriters(t *testing.T) {
+	ws := OtherWriters(loadJSON(t, "deployment-scaled.json"))
+	var got []string
+	for _, w := range ws {
+		got = append(got, w.Manager+": "+strings.Join(w.Fields, ", "))
+	}
+	all := strings.Join(got, "\n")
+	for _, want := range []string{
+		"kubectl-set (Update): spec.template.spec.containers[name=app].image",
+		"kubectl (Update, scale): spec.replicas",
+		"kubectl-annotate (Update): metadata.annotations.other.example.com/note",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("writers\n%s\nlack %q", all, want)
+		}
+	}
+	if strings.Contains(all, "tether") || strings.Contains(all, "kube-controller-manager") {
+		t.Errorf("writers include tether's apply or a status writer:\n%s", all)
+	}
+}
+
+// An autoscaler's replicas are never drift.
+func TestDetectDriftLeavesAutoscaledReplicas(t *testing.T) {
+	c := appliedChange(t, desiredObjects(t)["Deployment"], "deployment.json")
+	c.autoscaled = true
+	live := loadJSON(t, "deployment-scaled.json")
+	d, err := DetectDrift(c, live, []IgnoreRule{{Group: "apps", Kind: "Deployment", Paths: []string{"spec.template"}}})
+	if err != nil || d != nil {
+		t.Errorf("drift %v (%v) for an autoscaled workload's replicas", d, err)
+	}
+}
+
+func TestUpdatersOnly(t *testing.T) {
+	live := loadJSON(t, "deployment-scaled.json")
+	for _, tc := range []struct {
+		conflicts []string
+		want      bool
+	}{
+		{[]string{`spec.template.spec.containers[name="app"].image (kubectl-set)`}, true},
+		{[]string{`spec.replicas (kubectl)`, `spec.template.spec.containers[name="app"].image (kubectl-set)`}, true},
+		{[]string{`spec.replicas (tether)`}, false}, // an apply owns it on purpose
+		{[]string{`spec.replicas (nobody)`}, false}, // not among the managers
+		{[]string{`spec.replicas (another manager)`}, false},
+	} {
+		if got := updatersOnly(live, tc.conflicts); got != tc.want {
+			t.Errorf("updatersOnly(%v) = %v, want %v", tc.conflicts, got, tc.want)
+		}
+	}
+}

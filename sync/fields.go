@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -511,4 +512,52 @@ func scalarString(v value.Value) string {
 		return v.AsString()
 	}
 	return value.ToString(v)
+}
+
+// Writer is a field manager other than tether's apply that owns fields of
+// an object, for `tether why`.
+type Writer struct {
+	// Manager is "name (Operation)" or "name (Operation, subresource)".
+	Manager string
+	At      time.Time
+	// Fields are the leaf fields it owns, as people write them, at most 10
+	// (then "... and N more").
+	Fields []string
+}
+
+// OtherWriters lists the field managers of obj other than tether's apply
+// and the status subresource's writers (controllers reporting status),
+// newest first.
+func OtherWriters(obj *unstructured.Unstructured) []Writer {
+	entries, err := managedEntries(obj)
+	if err != nil {
+		return nil
+	}
+	var out []Writer
+	for _, e := range entries {
+		if e.isTether() || e.Subresource == "status" {
+			continue
+		}
+		op := string(e.Operation)
+		if e.Subresource != "" {
+			op += ", " + e.Subresource
+		}
+		w := Writer{Manager: e.Manager + " (" + op + ")"}
+		if e.Time != nil {
+			w.At = e.Time.Time
+		}
+		n := 0
+		e.fields.Leaves().Iterate(func(p fieldpath.Path) {
+			n++
+			if n <= 10 {
+				w.Fields = append(w.Fields, fieldPathString(p))
+			}
+		})
+		if n > 10 {
+			w.Fields = append(w.Fields, fmt.Sprintf("... and %d more", n-10))
+		}
+		out = append(out, w)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	return out
 }

@@ -158,8 +158,8 @@ func (r *run) resource(gvr schema.GroupVersionResource, namespace string) dynami
 // version. ok is false when the kind is no longer served (its CRD is gone),
 // which means the object cannot exist.
 func (r *run) refFor(id object.ObjMetadata) (liveRef, bool, error) {
-	if c, ok := r.byID[id]; ok && !c.gvr.Empty() {
-		return liveRef{id: id, gvr: c.gvr, namespaced: c.namespaced}, true, nil
+	if c, ok := r.byID[id]; ok && !c.GVR.Empty() {
+		return liveRef{id: id, gvr: c.GVR, namespaced: c.Namespaced}, true, nil
 	}
 	mapping, err := r.s.clients.Mapper.RESTMapping(id.GroupKind)
 	if meta.IsNoMatchError(err) {

@@ -3,8 +3,11 @@ package sync
 import (
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/tether-gitops/tether/contract"
 )
 
 // How the plan decided an object's action (Change.Decision).
@@ -14,7 +17,23 @@ const (
 	DecidedLocally = "proven locally"
 	// DecidedByDryRun: the server answered a dry run.
 	DecidedByDryRun = "dry run"
+	// DecidedKeptDrift: the object drifted under the drift policy warn and
+	// git has not changed it since, so the change in the cluster is kept.
+	DecidedKeptDrift = "drift kept"
 )
+
+// sameRendering reports whether two renderings of an object are the same
+// but for the revision annotation.
+func sameRendering(a, b *unstructured.Unstructured) bool {
+	x, y := a.DeepCopy(), b.DeepCopy()
+	for _, u := range []*unstructured.Unstructured{x, y} {
+		if ann := u.GetAnnotations(); ann != nil {
+			delete(ann, contract.RevisionAnnotation)
+			u.SetAnnotations(ann)
+		}
+	}
+	return equality.Semantic.DeepEqual(x.Object, y.Object)
+}
 
 // provenUnchanged reports whether applying desired would leave live exactly
 // as it is, decided from live alone (no request): the fields tether's apply

@@ -32,8 +32,8 @@ func (r *run) normalize() error {
 		mapping, err := r.s.clients.Mapper.RESTMapping(gk, c.gvk.Version)
 		switch {
 		case err == nil:
-			c.gvr = mapping.Resource
-			c.namespaced = mapping.Scope.Name() == meta.RESTScopeNameNamespace
+			c.GVR = mapping.Resource
+			c.Namespaced = mapping.Scope.Name() == meta.RESTScopeNameNamespace
 		case meta.IsNoMatchError(err):
 			namespaced, ok := crds[gk]
 			if !ok {
@@ -41,12 +41,12 @@ func (r *run) normalize() error {
 					c.gvk.GroupVersion(), c.gvk.Kind, describeObject(obj, c.Source)))
 				continue
 			}
-			c.namespaced = namespaced
+			c.Namespaced = namespaced
 			c.Deferred = true
 		default:
 			return fmt.Errorf("discovering %s: %w", c.gvk, err)
 		}
-		if c.namespaced {
+		if c.Namespaced {
 			if obj.GetNamespace() == "" {
 				obj.SetNamespace(r.opts.Namespace)
 			}

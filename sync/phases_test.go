@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/inventory"
 	"github.com/tether-gitops/tether/render"
 )
@@ -195,5 +197,88 @@ func TestFailedBuildWritesNothing(t *testing.T) {
 	}
 	if got := inventoryIDs(t, f, "web"); !slices.Equal(got, []string{"ConfigMap/app/a"}) {
 		t.Errorf("inventory %v", got)
+	}
+}
+
+// Correct applies each drifted object again, one write each, and names
+// those it could not put back.
+func TestCorrectPutsDriftBack(t *testing.T) {
+	f := newFakeCluster(t)
+	res, err := reconcileOnce(t, f, testOpts, "main@sha1:1", configMap("a", "1"), configMap("b", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := f.get("ConfigMap", "app", "a")
+	changed.Object["data"] = map[string]any{"k": "hotfix"}
+	gvr, _ := f.gvr("ConfigMap")
+	if err := f.dyn.Tracker().Update(gvr, changed, "app"); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*Change{}
+	for _, c := range res.Changes {
+		byName[c.ID.Name] = c
+	}
+	before := len(f.writes())
+	if _, err := f.syncer().Correct(context.Background(), testOpts, []*Change{byName["a"]}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.writes()[before:]; !slices.Equal(got, []string{"apply ConfigMap/app/a"}) {
+		t.Errorf("writes %v, want one apply of ConfigMap/app/a", got)
+	}
+	if v := f.get("ConfigMap", "app", "a").Object["data"].(map[string]any)["k"]; v != "1" {
+		t.Errorf("data.k = %v after the correction", v)
+	}
+	f.failApply["ConfigMap/app/b"] = apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "b", errors.New("denied"))
+	_, err = f.syncer().Correct(context.Background(), testOpts, []*Change{byName["b"]})
+	if err == nil || !strings.Contains(err.Error(), "ConfigMap/app/b") {
+		t.Errorf("error %v, want one naming ConfigMap/app/b", err)
+	}
+}
+
+// Taking an object over from client-side kubectl apply merges kubectl's
+// field ownership into tether's apply entry, drops the last-applied
+// annotation, and guards the change with the resourceVersion.
+func TestTakeOverPatch(t *testing.T) {
+	live := configMap("a", "1")
+	live.SetResourceVersion("42")
+	live.SetAnnotations(map[string]string{contract.LastAppliedAnnotation: `{"data":{"k":"1","old":"x"}}`, "keep": "me"})
+	live.Object["metadata"].(map[string]any)["managedFields"] = []any{
+		map[string]any{"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+			"fieldsV1": map[string]any{"f:data": map[string]any{"f:k": map[string]any{}, "f:old": map[string]any{}},
+				"f:metadata": map[string]any{"f:annotations": map[string]any{"f:" + contract.LastAppliedAnnotation: map[string]any{}}}}},
+		map[string]any{"manager": "someone", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+			"fieldsV1": map[string]any{"f:metadata": map[string]any{"f:annotations": map[string]any{"f:keep": map[string]any{}}}}},
+	}
+	if !needsTakeOver(live) {
+		t.Fatal("needsTakeOver = false")
+	}
+	patch, err := takeOverPatch(live, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []struct {
+		Op, Path string
+		Value    any
+	}
+	if err := json.Unmarshal(patch, &ops); err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 3 || ops[0].Op != "test" || ops[0].Value != "42" || ops[2].Op != "remove" || ops[2].Path != "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration" {
+		t.Fatalf("ops %s", patch)
+	}
+	entries, _ := json.Marshal(ops[1].Value)
+	got := string(entries)
+	for _, want := range []string{`"manager":"tether","operation":"Apply"`, `"f:old":{}`, `"manager":"someone"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("managedFields %s lack %s", got, want)
+		}
+	}
+	for _, unwanted := range []string{"kubectl-client-side-apply", "last-applied-configuration"} {
+		if strings.Contains(got, unwanted) {
+			t.Errorf("managedFields %s still hold %s", got, unwanted)
+		}
+	}
+	if needsTakeOver(configMap("b", "1")) {
+		t.Error("an object kubectl never applied needs a take-over")
 	}
 }

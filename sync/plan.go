@@ -53,7 +53,7 @@ func (r *run) plan(ctx context.Context) error {
 func (r *run) planChanges(ctx context.Context, changes []*Change) error {
 	refs := make([]liveRef, len(changes))
 	for i, c := range changes {
-		refs[i] = liveRef{id: c.ID, gvr: c.gvr, namespaced: c.namespaced}
+		refs[i] = liveRef{id: c.ID, gvr: c.GVR, namespaced: c.Namespaced}
 	}
 	live, err := r.readLive(ctx, refs)
 	if err != nil {
@@ -68,7 +68,7 @@ func (r *run) planChanges(ctx context.Context, changes []*Change) error {
 	}
 	var todo []*Change
 	for _, c := range changes {
-		if c.namespaced && newNamespaces[c.ID.Namespace] {
+		if c.Namespaced && newNamespaces[c.ID.Namespace] {
 			// The namespace does not exist yet, so the API server would
 			// refuse the dry run; plan it once the namespace is applied.
 			c.Deferred = true
@@ -108,8 +108,14 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 	// The live object, read by the plan's LISTs, may prove that the apply
 	// would change nothing; then no dry run is needed. Whatever it cannot
 	// prove, the server decides.
+	if prev, ok := r.opts.KeepDrifted[c.ID]; ok && sameRendering(prev.Desired, c.Desired) {
+		c.Action, c.Decision, c.owned = ActionUnchanged, DecidedKeptDrift, prev.owned
+		c.Desired = prev.Desired
+		return
+	}
+	c.TakeOver = needsTakeOver(c.Live)
 	proven, why := ProvenUnchanged(c.Desired, c.Live)
-	if proven {
+	if proven && !c.TakeOver {
 		c.Action, c.Decision, c.Predicted = ActionUnchanged, DecidedLocally, c.Live
 		c.owned = tetherFields(c.Live)
 		return
@@ -123,21 +129,29 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 			// A new object: the dry run only has to be accepted; its
 			// answer is never compared, so it is not decoded.
 			_, err := r.patchRaw(ctx, c, true)
-		return nil, err
+			return nil, err
 		}
 		return r.patch(ctx, c, true)
 	}
 	pred, err := dryRun()
-	if conflicts := conflictFields(err); len(conflicts) > 0 && mode == forceFields && covered(conflicts, forceFieldList(c.Desired)) {
-		c.Force = true
-		pred, err = dryRun()
+	if conflicts := conflictFields(err); len(conflicts) > 0 {
+		switch {
+		case mode == forceFields && covered(conflicts, forceFieldList(c.Desired)):
+			c.Force = true
+			pred, err = dryRun()
+		case r.correctsDrift(c) && updatersOnly(c.Live, conflicts):
+			// Fields someone changed by hand (kubectl edit, set, scale):
+			// drift, taken back under the policy correct.
+			c.Force, c.TakesBack = true, conflicts
+			pred, err = dryRun()
+		}
 	}
 	if err == nil && c.Live != nil && pred.GetResourceVersion() != c.Live.GetResourceVersion() {
 		// Someone (usually a controller) changed the object between our
 		// read and the dry run, which answered from the newer version:
 		// compare with that version, or the controller's change would
 		// look like ours.
-		if fresh, gerr := r.resource(c.gvr, c.ID.Namespace).Get(ctx, c.ID.Name, metav1.GetOptions{}); gerr == nil {
+		if fresh, gerr := r.resource(c.GVR, c.ID.Namespace).Get(ctx, c.ID.Name, metav1.GetOptions{}); gerr == nil {
 			c.Live = fresh
 		}
 	}
@@ -148,6 +162,9 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 		switch {
 		case c.Live == nil:
 			c.Action = ActionCreate
+		case c.TakeOver:
+			// Written even if nothing else changes: see takeOver.
+			c.Action = ActionUpdate
 		case sameObject(c.Live, pred):
 			c.Action = ActionUnchanged
 			c.owned = tetherFields(c.Live)
@@ -186,7 +203,7 @@ func (r *run) patch(ctx context.Context, c *Change, dryRun bool) (*unstructured.
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
-	return r.resource(c.gvr, c.ID.Namespace).Patch(ctx, c.ID.Name, types.ApplyPatchType, data, opts)
+	return r.resource(c.GVR, c.ID.Namespace).Patch(ctx, c.ID.Name, types.ApplyPatchType, data, opts)
 }
 
 // patchRaw sends the desired object as a server-side apply patch and
@@ -197,7 +214,7 @@ func (r *run) patchRaw(ctx context.Context, c *Change, dryRun bool) ([]byte, err
 		return nil, fmt.Errorf("encoding %s: %w", c.Ref(), err)
 	}
 	req := r.s.clients.Raw.Patch(types.ApplyPatchType).
-		AbsPath(resourcePath(c.gvr, c.ID.Namespace, c.ID.Name)...).
+		AbsPath(resourcePath(c.GVR, c.ID.Namespace, c.ID.Name)...).
 		Param("fieldManager", contract.FieldManager).
 		Param("force", strconv.FormatBool(c.Force)).
 		Body(data)
@@ -270,6 +287,51 @@ const (
 	forceAll
 	forceFields
 )
+
+// correctsDrift reports whether the plan takes back fields others changed
+// in c: the sync corrects drift (Options.CorrectDrift) and the object's
+// tether.dev/drift annotation does not say otherwise.
+func (r *run) correctsDrift(c *Change) bool {
+	if !r.opts.CorrectDrift {
+		return false
+	}
+	switch c.Desired.GetAnnotations()[contract.DriftAnnotation] {
+	case "warn", "ignore":
+		return false
+	}
+	return true
+}
+
+// updatersOnly reports whether every manager in conflicts ("field
+// (manager)") wrote to live only with plain updates, as people do with
+// kubectl edit, set, scale or patch; a manager that applies (server-side
+// apply) owns its fields on purpose and is left a conflict.
+func updatersOnly(live *unstructured.Unstructured, conflicts []string) bool {
+	if live == nil {
+		return false
+	}
+	for _, c := range conflicts {
+		_, manager, ok := strings.Cut(c, " (")
+		manager = strings.TrimSuffix(manager, ")")
+		if !ok || manager == "" || manager == "another manager" {
+			return false
+		}
+		found := false
+		for _, mf := range live.GetManagedFields() {
+			if mf.Manager != manager {
+				continue
+			}
+			if mf.Operation != metav1.ManagedFieldsOperationUpdate {
+				return false
+			}
+			found = true
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
 
 // forceMode reads the force-conflicts annotation: "true" forces every
 // field, a comma-separated list forces only those fields.

@@ -20,8 +20,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 	"sigs.k8s.io/cli-utils/pkg/object"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/health"
@@ -62,6 +62,17 @@ type Options struct {
 	Concurrency int
 	// DryRun stops after planning (and prune planning): nothing is written.
 	DryRun bool
+	// CorrectDrift makes the plan take back fields other managers changed
+	// with plain updates (kubectl edit, set, scale, patch) instead of
+	// failing on the conflict: the drift policy correct. Fields owned by a
+	// manager that applies (server-side apply) stay conflicts, and an
+	// object annotated tether.dev/drift: warn or ignore is left alone.
+	CorrectDrift bool
+	// KeepDrifted holds, for objects whose drift the sync keeps (drift
+	// policy warn), the Change of the reconcile that last applied them: an
+	// object whose rendering has not changed since is left as it is in the
+	// cluster (unchanged, nothing sent); one that git changed is applied.
+	KeepDrifted map[object.ObjMetadata]*Change
 }
 
 // Input is the revision to sync: a checkout on disk and the folder in it.
@@ -168,6 +179,14 @@ type Change struct {
 	// Namespace or CustomResourceDefinition exists; it is planned after
 	// those are applied.
 	Deferred bool
+	// TakesBack lists the fields ("field (manager)") others changed with
+	// plain updates that this apply takes back (Options.CorrectDrift).
+	TakesBack []string
+	// TakeOver is set when the live object was last written by
+	// client-side kubectl apply: before applying, tether removes kubectl's
+	// field managers (taking their fields) and its last-applied
+	// annotation, so fields deleted from git are deleted in the cluster.
+	TakeOver bool
 	// Decision says how the plan decided the action: DecidedLocally (the
 	// live object proved the apply a no-op) or DecidedByDryRun; "" for
 	// objects not planned against a live version (deferred).
@@ -180,14 +199,21 @@ type Change struct {
 	// Written is set once the object was written successfully.
 	Written bool
 
-	gvk        schema.GroupVersionKind
-	gvr        schema.GroupVersionResource
-	namespaced bool
+	// GVR is the resource the object is served as, and Namespaced whether
+	// its kind is namespaced, as discovery (or a CRD in the same revision)
+	// says; set by the plan.
+	GVR        schema.GroupVersionResource
+	Namespaced bool
+
+	gvk schema.GroupVersionKind
 	// owned is the set of fields tether's apply entry owned once the
 	// reconcile was done with the object (read from the live object when
 	// unchanged, from the server's answer when written): DetectDrift's
 	// baseline. nil when unknown.
 	owned *fieldpath.Set
+	// autoscaled is set when an autoscaler in the same revision scales
+	// the object: its spec.replicas is the autoscaler's, never drift.
+	autoscaled bool
 }
 
 // Ref is the object as Kind/namespace/name.

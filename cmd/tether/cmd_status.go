@@ -114,9 +114,33 @@ func printStatus(w io.Writer, st *agent.Status, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, applied, commit, health, last, outcome, msg)
 	}
 	tw.Flush()
+	printDrift(w, st, now)
 	if st.Images != nil {
 		fmt.Fprintln(w) // cmd_images.go
 		printImages(w, st.Images, now)
+	}
+}
+
+// printDrift lists the open drift of every sync: each object, its fields
+// with old and new values, and who changed them.
+func printDrift(w io.Writer, st *agent.Status, now time.Time) {
+	for _, s := range st.Syncs {
+		for _, d := range s.Drift {
+			state := "kept (policy warn)"
+			switch {
+			case d.Policy != "warn" && d.CorrectionError != "":
+				state = "correction failed: " + firstLine(d.CorrectionError)
+			case d.Policy != "warn":
+				state = "being corrected"
+			}
+			fmt.Fprintf(w, "\ndrift in sync %s: %s, since %s, %s\n", s.Name, d.Object, ago(now, d.Since), state)
+			if d.Deleted {
+				fmt.Fprintln(w, "  deleted")
+			}
+			for _, f := range d.Fields {
+				fmt.Fprintf(w, "  %s\n", f)
+			}
+		}
 	}
 }
 

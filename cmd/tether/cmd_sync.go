@@ -204,6 +204,8 @@ func printPlan(w io.Writer, res *sync.Result, showUnchanged, verbose bool) {
 			line += "  " + strings.Join(c.Conflicts, ", ")
 		case c.Err != nil:
 			line += "  " + c.Err.Error()
+		case c.TakeOver:
+			line += "  (taking over from kubectl apply: its field managers and last-applied annotation are removed)"
 		}
 		if verbose && c.Decision != "" {
 			line += "  (" + c.Decision

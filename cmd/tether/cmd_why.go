@@ -20,16 +20,20 @@ import (
 	"github.com/tether-gitops/tether/health"
 	"github.com/tether-gitops/tether/inventory"
 	"github.com/tether-gitops/tether/kube"
+	tsync "github.com/tether-gitops/tether/sync"
 )
 
 func (a *app) whyCommand() *cobra.Command {
-	var invNamespace string
+	var invNamespace, server string
 	cmd := &cobra.Command{
 		Use:   "why KIND/NAMESPACE/NAME | KIND/NAME",
 		Short: "Tell which sync owns an object, from which revision and file",
 		Long: `Explain an object: which sync owns it (from the inventories in the cluster, so
 it works without the agent), the file it came from, the revision that last
-changed it, when tether last applied it, and its health.
+changed it, when tether last applied it, its health, and who else wrote to it
+(field managers other than tether, with the fields they own). With --server,
+the agent's open drift of the object: each changed field, old and new value,
+and the field manager that changed it.
 
 KIND is a kind or resource name as kubectl takes it (Deployment, deploy,
 deployments.apps, cm, ...). Exits 1 when no sync owns the object, 2 on
@@ -50,10 +54,17 @@ errors.`,
 			if err != nil {
 				return asCode2(err)
 			}
-			return asCode2(why(cmd.Context(), a.stdout, clients, invNamespace, id, mapping))
+			if err := why(cmd.Context(), a.stdout, clients, invNamespace, id, mapping); err != nil {
+				return asCode2(err)
+			}
+			if server != "" {
+				whyDrift(cmd.Context(), a.stdout, server, contract.ObjectRef(id))
+			}
+			return nil
 		}),
 	}
 	cmd.Flags().StringVar(&invNamespace, "inventory-namespace", "tether-system", "namespace of the inventories")
+	cmd.Flags().StringVar(&server, "server", "", "the agent's --listen address, to show the object's open drift (e.g. http://127.0.0.1:8080)")
 	return cmd
 }
 
@@ -142,7 +153,39 @@ func why(ctx context.Context, w io.Writer, clients *kube.Clients, invNamespace s
 	}
 	h := health.Object(live, time.Time{}, time.Now())
 	fmt.Fprintf(w, "  health:        %s: %s\n", h.Status, h.Message)
+	for _, o := range tsync.OtherWriters(live) {
+		fmt.Fprintf(w, "  also written:  by %s%s: %s\n", o.Manager, at(o.At), strings.Join(o.Fields, ", "))
+	}
 	return nil
+}
+
+// whyDrift prints the agent's open drift for the object, when the agent
+// answers at server.
+func whyDrift(ctx context.Context, w io.Writer, server string, ref string) {
+	st, err := fetchStatus(ctx, server, 5*time.Second)
+	if err != nil {
+		fmt.Fprintf(w, "  drift:         unknown (%v)\n", err)
+		return
+	}
+	found := false
+	for _, s := range st.Syncs {
+		for _, d := range s.Drift {
+			if d.Object != ref {
+				continue
+			}
+			found = true
+			fmt.Fprintf(w, "  drift:         open since %s in sync %s (policy %s)\n", d.Since.UTC().Format(time.RFC3339), s.Name, d.Policy)
+			if d.Deleted {
+				fmt.Fprintln(w, "                 deleted")
+			}
+			for _, f := range d.Fields {
+				fmt.Fprintf(w, "                 %s\n", f)
+			}
+		}
+	}
+	if !found {
+		fmt.Fprintln(w, "  drift:         none")
+	}
 }
 
 func at(t time.Time) string {

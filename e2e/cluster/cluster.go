@@ -273,6 +273,32 @@ func (c *Cluster) Stop() {
 	})
 }
 
+// RestartAPIServer stops kube-apiserver and starts it again with the same
+// flags, port, certificates and etcd, as an upgrade or a crash would: every
+// watch breaks and clients must resume or relist. It returns once the new
+// one is ready.
+func (c *Cluster) RestartAPIServer(ctx context.Context) error {
+	var old *process
+	var at int
+	for i, p := range c.procs {
+		if p.name == "kube-apiserver" {
+			old, at = p, i
+		}
+	}
+	if old == nil {
+		return errors.New("no kube-apiserver to restart")
+	}
+	old.stop(10 * time.Second)
+	// Keep the first run's log: the new one goes to a file of its own.
+	p, err := startProcess(c.Dir, "kube-apiserver-restarted", old.cmd.Path, old.cmd.Args[1:], nil)
+	if err != nil {
+		return err
+	}
+	p.name = "kube-apiserver"
+	c.procs[at] = p
+	return waitHTTP(ctx, p, c.server+"/readyz", c.Config, 60*time.Second)
+}
+
 // PIDs lists the process ids of the control plane's processes.
 func (c *Cluster) PIDs() map[string]int {
 	out := map[string]int{}

@@ -317,17 +317,15 @@ func (r *Registry) TagDirectly(repo, digest string, tags []string) error {
 		return errors.New("want a sha256 digest")
 	}
 	base := filepath.Join(r.Root, "docker", "registry", "v2", "repositories", filepath.FromSlash(repo), "_manifests", "tags")
-	hexDigest := strings.TrimPrefix(digest, "sha256:")
+	// A tag is a folder holding current/link; the per-tag index the
+	// registry also keeps is only read when a tag is deleted.
 	for _, t := range tags {
 		cur := filepath.Join(base, t, "current")
-		idx := filepath.Join(base, t, "index", "sha256", hexDigest)
-		for _, d := range []string{cur, idx} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(d, "link"), []byte(digest), 0o644); err != nil {
-				return err
-			}
+		if err := os.MkdirAll(cur, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(cur, "link"), []byte(digest), 0o644); err != nil {
+			return err
 		}
 	}
 	return nil

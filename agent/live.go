@@ -1,0 +1,335 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	gosync "sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/tether-gitops/tether/config"
+	"github.com/tether-gitops/tether/contract"
+	"github.com/tether-gitops/tether/health"
+	"github.com/tether-gitops/tether/live"
+	"github.com/tether-gitops/tether/metrics"
+	tsync "github.com/tether-gitops/tether/sync"
+)
+
+// liveState is what the agent needs from the live-state cache
+// (*live.Cache): follow a sync's objects, and read them.
+type liveState interface {
+	Follow(sync string, refs []live.Ref, notify func(live.Event))
+	Forget(sync string)
+	Ready(sync string) (bool, string)
+	Get(sync string, ref live.Ref, name string) (*unstructured.Unstructured, bool)
+}
+
+// openDrift is the drift of one object the sync owns, from when it was
+// seen until it is corrected or resolved.
+type openDrift struct {
+	drift  *tsync.Drift
+	policy string
+	since  time.Time
+	// summary is what was last reported, so a repeat is not reported
+	// again.
+	summary string
+	// corrected is when tether last put the object back, and correctErr
+	// why it could not.
+	corrected  time.Time
+	correctErr string
+}
+
+// liveRunner is the part of a runner that follows its objects through the
+// cache. Its maps are touched only by the runner's loop goroutine; dirty is
+// filled by the cache's goroutines.
+type liveRunner struct {
+	// ch is poked (slot of one) when objects changed.
+	ch      chan struct{}
+	dirtyMu gosync.Mutex
+	dirty   map[object.ObjMetadata]bool
+
+	// applied holds the changes of the last successful reconcile, by
+	// object: what tether applied and the fields it owned afterwards.
+	applied map[object.ObjMetadata]*tsync.Change
+	refs    map[object.ObjMetadata]live.Ref
+	// health is the newest health of every applied object.
+	health map[object.ObjMetadata]health.Result
+	// drift holds the open drift, by object.
+	drift map[object.ObjMetadata]*openDrift
+	// needsReconcile is set when a correction failed: the next poll runs
+	// a full reconcile instead of trusting the cache.
+	needsReconcile bool
+}
+
+func newLiveRunner() liveRunner {
+	return liveRunner{ch: make(chan struct{}, 1), dirty: map[object.ObjMetadata]bool{}, drift: map[object.ObjMetadata]*openDrift{}}
+}
+
+// follow starts (or moves) the cache's watches on the objects res applied.
+func (r *runner) follow(res *tsync.Result) {
+	l := &r.live
+	l.applied = map[object.ObjMetadata]*tsync.Change{}
+	l.refs = map[object.ObjMetadata]live.Ref{}
+	l.health = map[object.ObjMetadata]health.Result{}
+	seen := map[live.Ref]bool{}
+	var refs []live.Ref
+	for _, c := range res.Changes {
+		if c.GVR.Empty() {
+			continue
+		}
+		ref := live.Ref{GVR: c.GVR}
+		if c.Namespaced {
+			ref.Namespace = c.ID.Namespace
+		}
+		l.applied[c.ID] = c
+		l.refs[c.ID] = ref
+		if h, ok := res.Health[c.ID]; ok {
+			l.health[c.ID] = h
+		}
+		if !seen[ref] {
+			seen[ref] = true
+			refs = append(refs, ref)
+		}
+	}
+	for id := range l.drift {
+		if c, ok := l.applied[id]; !ok || c.Written {
+			// Gone from git, or applied again: the drift is over.
+			delete(l.drift, id)
+		}
+	}
+	l.needsReconcile = false
+	r.a.live.Follow(r.cfg.Name, refs, r.onLive)
+	r.publishDrift()
+}
+
+// onLive is called by the cache for every change of a followed object.
+func (r *runner) onLive(e live.Event) {
+	id := object.UnstructuredToObjMetadata(e.Object)
+	r.live.dirtyMu.Lock()
+	r.live.dirty[id] = true
+	r.live.dirtyMu.Unlock()
+	select {
+	case r.live.ch <- struct{}{}:
+	default:
+	}
+}
+
+// takeDirty returns and clears the objects that changed.
+func (r *runner) takeDirty() []object.ObjMetadata {
+	r.live.dirtyMu.Lock()
+	defer r.live.dirtyMu.Unlock()
+	out := make([]object.ObjMetadata, 0, len(r.live.dirty))
+	for id := range r.live.dirty {
+		out = append(out, id)
+	}
+	clear(r.live.dirty)
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// checkLive handles objects that changed in the cluster: their health is
+// recomputed from the cache, and their drift found and, by policy,
+// corrected (at once, one write each), kept and reported, or ignored.
+func (r *runner) checkLive(ctx context.Context) {
+	l := &r.live
+	if l.applied == nil {
+		r.takeDirty()
+		return
+	}
+	now := time.Now()
+	var correct []*tsync.Change
+	for _, id := range r.takeDirty() {
+		c, ok := l.applied[id]
+		if !ok {
+			continue
+		}
+		obj, ok := r.a.live.Get(r.cfg.Name, l.refs[id], id.Name)
+		if !ok {
+			continue // the cache cannot answer: the next poll reconciles
+		}
+		if obj == nil {
+			l.health[id] = health.Result{Status: health.Failed, Message: "deleted from the cluster"}
+		} else {
+			l.health[id] = health.Object(obj, time.Time{}, now)
+		}
+		policy := driftPolicy(r.cfg, c, obj)
+		if policy == config.DriftIgnore {
+			delete(l.drift, id)
+			continue
+		}
+		d, err := tsync.DetectDrift(c, obj, r.cfg.IgnoreDifferences)
+		if err != nil {
+			r.a.log.Warn("cannot tell drift", "sync", r.cfg.Name, "object", c.Ref(), "error", err)
+			continue
+		}
+		if d == nil {
+			if open := l.drift[id]; open != nil {
+				r.a.log.Info("drift resolved", "sync", r.cfg.Name, "object", c.Ref())
+				delete(l.drift, id)
+			}
+			continue
+		}
+		open := l.drift[id]
+		if open == nil {
+			open = &openDrift{since: now}
+			l.drift[id] = open
+		}
+		open.drift, open.policy = d, policy
+		if summary := d.Summary(); summary != open.summary {
+			open.summary = summary
+			r.a.log.Warn("drift", "sync", r.cfg.Name, "object", c.Ref(), "policy", policy, "drift", summary)
+			r.a.event(r.cfg, eventWarning, contract.EventDriftDetected, "%s %s: %s (policy %s)", c.ID.GroupKind.Kind, refName(c.ID), summary, policy)
+			r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftDetected)
+			if policy == config.DriftWarn {
+				r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftKept)
+			}
+		}
+		if policy == config.DriftCorrect {
+			c.Live = obj
+			correct = append(correct, c)
+		}
+	}
+	if len(correct) > 0 {
+		r.correct(ctx, correct)
+	}
+	r.publishHealth()
+	r.publishDrift()
+}
+
+// correct puts drifted objects back.
+func (r *runner) correct(ctx context.Context, changes []*tsync.Change) {
+	opts := r.syncOptions()
+	writes, err := r.a.syncer.Correct(ctx, opts, changes)
+	now := time.Now()
+	for _, c := range changes {
+		open := r.live.drift[c.ID]
+		if open == nil {
+			continue
+		}
+		open.corrected, open.correctErr = now, ""
+		if err != nil {
+			open.correctErr = err.Error()
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		r.live.needsReconcile = true
+		r.a.log.Error("correcting drift failed", "sync", r.cfg.Name, "error", err)
+		r.a.event(r.cfg, eventWarning, reasonFailed, "correcting drift failed: %v", err)
+		return
+	}
+	names := make([]string, len(changes))
+	for i, c := range changes {
+		names[i] = c.Ref()
+		r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftCorrected)
+	}
+	r.a.log.Info("drift corrected", "sync", r.cfg.Name, "objects", names, "writes", writes)
+	r.a.event(r.cfg, eventNormal, contract.EventDriftCorrected, "put back %d drifted objects (%d writes): %s", len(changes), writes, joinShort(names))
+}
+
+// driftPolicy is the object's drift policy: its tether.dev/drift
+// annotation (live, else in git), else the sync's.
+func driftPolicy(cfg config.Sync, c *tsync.Change, live *unstructured.Unstructured) string {
+	for _, u := range []*unstructured.Unstructured{live, c.Desired} {
+		if u == nil {
+			continue
+		}
+		if p := u.GetAnnotations()[contract.DriftAnnotation]; slices.Contains(config.DriftPolicies, p) {
+			return p
+		}
+	}
+	return cfg.Drift
+}
+
+// publishHealth updates status and metrics with the health from the cache.
+func (r *runner) publishHealth() {
+	sum := health.Summarize(r.live.health)
+	r.a.metrics.SyncHealth(r.cfg.Name, sum.Status)
+	var unhealthy []ObjectHealth
+	for id, h := range sum.Unhealthy {
+		unhealthy = append(unhealthy, ObjectHealth{Object: contract.ObjectRef(id), Status: h.Status, Message: h.Message})
+	}
+	sort.Slice(unhealthy, func(i, j int) bool { return unhealthy[i].Object < unhealthy[j].Object })
+	r.update(func(s *SyncStatus) {
+		s.Health = sum.Status
+		s.Unhealthy = unhealthy
+	})
+}
+
+// publishDrift updates status and metrics with the open drift.
+func (r *runner) publishDrift() {
+	var out []DriftStatus
+	var objs []metrics.DriftObject
+	for id, d := range r.live.drift {
+		st := DriftStatus{Object: contract.ObjectRef(id), Policy: d.policy, Deleted: d.drift.Deleted, Managers: d.drift.ManagerNames(), Since: d.since, CorrectionError: d.correctErr}
+		if !d.corrected.IsZero() {
+			t := d.corrected
+			st.Corrected = &t
+		}
+		for _, f := range d.drift.Fields {
+			st.Fields = append(st.Fields, f.String())
+		}
+		out = append(out, st)
+		objs = append(objs, metrics.DriftObject{Kind: id.GroupKind.Kind, Namespace: id.Namespace, Name: id.Name, Manager: st.Managers, Since: d.since})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Object < out[j].Object })
+	r.a.metrics.SetDrift(r.cfg.Name, objs)
+	r.update(func(s *SyncStatus) { s.Drift = out })
+}
+
+// keepDrifted returns the changes whose drift a reconcile must keep
+// (policy warn).
+func (r *runner) keepDrifted() map[object.ObjMetadata]*tsync.Change {
+	var out map[object.ObjMetadata]*tsync.Change
+	for id, d := range r.live.drift {
+		if d.policy != config.DriftWarn {
+			continue
+		}
+		if c, ok := r.live.applied[id]; ok {
+			if out == nil {
+				out = map[object.ObjMetadata]*tsync.Change{}
+			}
+			out[id] = c
+		}
+	}
+	return out
+}
+
+// cacheCanSkip reports whether the cache can stand in for the LIST of the
+// skip path: it watches every object of the sync, and no correction is
+// outstanding. why says why not.
+func (r *runner) cacheCanSkip() (bool, string) {
+	if r.live.applied == nil {
+		return false, "nothing applied yet"
+	}
+	if r.live.needsReconcile {
+		return false, "a drift correction failed"
+	}
+	for _, d := range r.live.drift {
+		if d.policy == config.DriftCorrect {
+			return false, "drift waits for correction"
+		}
+	}
+	return r.a.live.Ready(r.cfg.Name)
+}
+
+func refName(id object.ObjMetadata) string {
+	if id.Namespace == "" {
+		return id.Name
+	}
+	return id.Namespace + "/" + id.Name
+}
+
+func joinShort(names []string) string {
+	const show = 10
+	if len(names) <= show {
+		return fmt.Sprint(names)
+	}
+	return fmt.Sprintf("%v and %d more", names[:show], len(names)-show)
+}

@@ -1,0 +1,292 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/tether-gitops/tether/agent"
+	"github.com/tether-gitops/tether/health"
+)
+
+// driftApp is a folder with a Namespace, a ConfigMap and a Deployment (and
+// an HPA for it when hpa is set).
+func driftApp(t *testing.T, ns, image string, hpa bool) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"ns.yaml": nsYAML(ns),
+		"cm.yaml": cm(ns, "settings", "v1"),
+		"deploy.yaml": fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: %s
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 10
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: app
+        image: %s
+`, ns, image),
+	}
+	if hpa {
+		files["hpa.yaml"] = fmt.Sprintf(`apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: web
+  namespace: %s
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 5
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
+`, ns)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// setImage changes the Deployment's image as `kubectl set image` does:
+// a strategic merge patch from the field manager kubectl-set.
+func setImage(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, image string) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":%q}]}}}}`, image)
+	if _, err := c.AppsV1().Deployments(ns).Patch(ctx, "web", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "kubectl-set"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func imageOf(ctx context.Context, c kubernetes.Interface, ns string) (string, error) {
+	d, err := c.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	return d.Spec.Template.Spec.Containers[0].Image, nil
+}
+
+// driftOf returns the open drift of sync in /status.
+func driftOf(p *agentProc, sync string) ([]agent.DriftStatus, error) {
+	s, err := p.syncStatus(sync)
+	return s.Drift, err
+}
+
+// counter reads a counter of the agent's metrics (0 when absent).
+func counter(p *agentProc, series string) float64 {
+	v, _ := metricValue(p.metrics(), series)
+	return v
+}
+
+// inventoryEvents returns the messages of the Events on a sync's inventory
+// with the given reason.
+func inventoryEvents(ctx context.Context, t *testing.T, c kubernetes.Interface, sync, reason string) []string {
+	t.Helper()
+	evs, err := c.CoreV1().Events("tether-system").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=tether-inventory-" + sync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs.Items {
+		if e.Reason == reason {
+			out = append(out, e.Message)
+		}
+	}
+	return out
+}
+
+// TestDrift runs one agent with three syncs, one per drift policy, and
+// changes their objects the way people do: kubectl set image, a deleted
+// object, an annotation, an HPA scaling, a Deployment broken by hand, and
+// a change after the API server restarted (every watch broken).
+func TestDrift(t *testing.T) {
+	c := sharedCluster(t)
+	sa := tetherIdentity(t, c)
+	ctx := context.Background()
+	admin := c.Client
+	cfgPath := filepath.Join(t.TempDir(), "tether.yaml")
+	sync := func(name, policy string, hpa bool) string {
+		return fmt.Sprintf("  - name: %s\n    source:\n      localPath: %s\n      interval: 5s\n    namespace: %s\n    drift: %s\n    wait: false\n",
+			name, driftApp(t, name, "registry.example.com/web:1.0", hpa), name, policy)
+	}
+	writeFileAtomically(t, cfgPath, agentConfig(sync("drift-correct", "correct", true)+sync("drift-warn", "warn", false)+sync("drift-ignore", "ignore", false)))
+	p := startAgent(t, sa.Kubeconfig, cfgPath, "--leader-elect=false")
+	for _, name := range []string{"drift-correct", "drift-warn", "drift-ignore"} {
+		eventually(t, 2*time.Minute, name+" applied and healthy", func() error {
+			s, err := p.syncStatus(name)
+			if err != nil {
+				return err
+			}
+			if s.Applied == nil || s.Health != health.Healthy {
+				return fmt.Errorf("applied %v, health %s, last %+v", s.Applied, s.Health, s.LastAttempt)
+			}
+			return nil
+		})
+	}
+
+	t.Run("correct", func(t *testing.T) {
+		ns := "drift-correct"
+		// Not drift: someone's annotation, and the HPA's scaling through
+		// the scale subresource (tether leaves replicas to the HPA).
+		if _, err := admin.AppsV1().Deployments(ns).Patch(ctx, "web", types.MergePatchType, []byte(`{"metadata":{"annotations":{"team":"blue"}}}`), metav1.PatchOptions{FieldManager: "kubectl-annotate"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.AppsV1().Deployments(ns).UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 3}}, metav1.UpdateOptions{FieldManager: "horizontal-pod-autoscaler"}); err != nil {
+			t.Fatal(err)
+		}
+		setImage(ctx, t, admin, ns, "registry.example.com/web:hotfix")
+		eventually(t, time.Minute, "the image put back", func() error {
+			if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:1.0" {
+				return fmt.Errorf("image %q (%v)", img, err)
+			}
+			if n := counter(p, `tether_drift_events_total{action="corrected",sync="drift-correct"}`); n != 1 {
+				return fmt.Errorf("%v corrections counted", n)
+			}
+			if d, err := driftOf(p, "drift-correct"); err != nil || len(d) != 0 {
+				return fmt.Errorf("open drift %+v (%v)", d, err)
+			}
+			return nil
+		})
+		// tether counts the requests of each correction on the wire (its
+		// transport), and reports them in the event.
+		corrected := strings.Join(inventoryEvents(ctx, t, admin, ns, "DriftCorrected"), "\n")
+		if !strings.Contains(corrected, "put back 1 drifted objects (1 writes): [Deployment.apps/drift-correct/web]") {
+			t.Errorf("the correction was not exactly one write:\n%s", corrected)
+		}
+		detected := strings.Join(inventoryEvents(ctx, t, admin, ns, "DriftDetected"), "\n")
+		if !strings.Contains(detected, "spec.template.spec.containers[name=app].image: registry.example.com/web:1.0 → registry.example.com/web:hotfix by kubectl-set (Update)") {
+			t.Errorf("the DriftDetected event does not name the field and the manager:\n%s", detected)
+		}
+		if n := counter(p, `tether_drift_events_total{action="detected",sync="drift-correct"}`); n != 1 {
+			t.Errorf("%v drift detections, want 1 (the annotation and the HPA's scaling are not drift)", n)
+		}
+		d, err := admin.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *d.Spec.Replicas != 3 || d.Annotations["team"] != "blue" {
+			t.Errorf("replicas %d, annotation %q: tether undid a change that is not drift", *d.Spec.Replicas, d.Annotations["team"])
+		}
+
+		// A deleted object is drift, and put back.
+		if err := admin.CoreV1().ConfigMaps(ns).Delete(ctx, "settings", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "the ConfigMap recreated", func() error {
+			_, err := admin.CoreV1().ConfigMaps(ns).Get(ctx, "settings", metav1.GetOptions{})
+			return err
+		})
+
+		// Every watch breaks when the API server restarts; drift after it
+		// is still found.
+		if err := c.RestartAPIServer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		setImage(ctx, t, admin, ns, "registry.example.com/web:after-restart")
+		eventually(t, 2*time.Minute, "the image put back after the API server restarted", func() error {
+			img, err := imageOf(ctx, admin, ns)
+			if err != nil || img != "registry.example.com/web:1.0" {
+				return fmt.Errorf("image %q (%v)", img, err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("warn", func(t *testing.T) {
+		ns := "drift-warn"
+		setImage(ctx, t, admin, ns, "registry.example.com/web:hotfix")
+		eventually(t, time.Minute, "the drift reported", func() error {
+			d, err := driftOf(p, ns)
+			if err != nil {
+				return err
+			}
+			if len(d) != 1 || d[0].Object != "Deployment.apps/drift-warn/web" || d[0].Managers != "kubectl-set" || len(d[0].Fields) != 1 ||
+				!strings.HasPrefix(d[0].Fields[0], "spec.template.spec.containers[name=app].image: registry.example.com/web:1.0 → registry.example.com/web:hotfix by kubectl-set (Update)") {
+				return fmt.Errorf("drift %+v", d)
+			}
+			if v, _ := metricValue(p.metrics(), `tether_drifted_objects{kind="Deployment",sync="drift-warn"}`); v != 1 {
+				return fmt.Errorf("tether_drifted_objects %v", v)
+			}
+			return nil
+		})
+		// Kept over more than one poll interval (5 s), reported all along.
+		polls := counter(p, `tether_reconcile_duration_seconds_count{outcome="skipped",sync="drift-warn"}`)
+		eventually(t, time.Minute, "two more polls", func() error {
+			if n := counter(p, `tether_reconcile_duration_seconds_count{outcome="skipped",sync="drift-warn"}`); n < polls+2 {
+				return fmt.Errorf("%v polls", n-polls)
+			}
+			return nil
+		})
+		if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:hotfix" {
+			t.Errorf("image %q (%v): the policy warn must keep the change", img, err)
+		}
+		if d, _ := driftOf(p, ns); len(d) != 1 {
+			t.Errorf("open drift %+v, want the Deployment still reported", d)
+		}
+		if v, _ := metricValue(p.metrics(), `tether_drift_info{kind="Deployment",manager="kubectl-set",name="web",namespace="drift-warn",sync="drift-warn"}`); v != 1 {
+			t.Errorf("tether_drift_info for the kept drift: %v", v)
+		}
+	})
+
+	t.Run("ignore and fresh health", func(t *testing.T) {
+		ns := "drift-ignore"
+		setImage(ctx, t, admin, ns, "registry.example.com/web:hotfix")
+		// Break the Deployment by hand, with no commit: a quota forbids
+		// new pods, a restart needs new ones, and the progress deadline
+		// (10 s) passes.
+		if _, err := admin.CoreV1().ResourceQuotas(ns).Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "no-pods"}, Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		restart := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339))
+		if _, err := admin.AppsV1().Deployments(ns).Patch(ctx, "web", types.StrategicMergePatchType, []byte(restart), metav1.PatchOptions{FieldManager: "kubectl-rollout"}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*time.Minute, "the sync Degraded in /status and metrics", func() error {
+			s, err := p.syncStatus(ns)
+			if err != nil {
+				return err
+			}
+			if s.Health != health.Degraded {
+				return fmt.Errorf("health %s, unhealthy %+v", s.Health, s.Unhealthy)
+			}
+			if v, _ := metricValue(p.metrics(), `tether_sync_health{status="Degraded",sync="drift-ignore"}`); v != 1 {
+				return fmt.Errorf("tether_sync_health Degraded = %v", v)
+			}
+			return nil
+		})
+		if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:hotfix" {
+			t.Errorf("image %q (%v): the policy ignore must leave the change alone", img, err)
+		}
+		if d, _ := driftOf(p, ns); len(d) != 0 {
+			t.Errorf("open drift %+v under the policy ignore", d)
+		}
+		if n := counter(p, `tether_drift_events_total{action="detected",sync="drift-ignore"}`); n != 0 {
+			t.Errorf("%v drift detections under the policy ignore", n)
+		}
+	})
+}

@@ -1,0 +1,130 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/tether-gitops/tether/contract"
+)
+
+var cmGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+
+func cm(name, value string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": name, "namespace": "app", "labels": map[string]any{contract.SyncLabel: "web"}},
+		"data":     map[string]any{"k": value},
+	}}
+	return u
+}
+
+func newFake(objs ...runtime.Object) *dynfake.FakeDynamicClient {
+	return dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{cmGVR: "ConfigMapList"}, objs...)
+}
+
+func nextEvent(t *testing.T, events <-chan Event) Event {
+	t.Helper()
+	select {
+	case e := <-events:
+		return e
+	case <-time.After(30 * time.Second):
+		t.Fatal("no event")
+	}
+	return Event{}
+}
+
+// The cache lists what exists without events, then reports every change:
+// an update, a creation, a deletion.
+func TestCacheFollowsChanges(t *testing.T) {
+	client := newFake(cm("a", "1"))
+	c := New(client, nil)
+	defer c.Stop()
+	events := make(chan Event, 10)
+	ref := Ref{GVR: cmGVR, Namespace: "app"}
+	c.Follow("web", []Ref{ref}, func(e Event) { events <- e })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ok, why := c.WaitReady(ctx, "web"); !ok {
+		t.Fatalf("not ready: %s", why)
+	}
+	if obj, ok := c.Get("web", ref, "a"); !ok || obj == nil || obj.Object["data"].(map[string]any)["k"] != "1" {
+		t.Fatalf("Get a = %v, %v", obj, ok)
+	}
+	if obj, ok := c.Get("web", ref, "missing"); !ok || obj != nil {
+		t.Errorf("Get missing = %v, %v; want nil, true", obj, ok)
+	}
+	if len(events) != 0 {
+		t.Errorf("events for the first list: %d", len(events))
+	}
+	res := client.Resource(cmGVR).Namespace("app")
+	if _, err := res.Update(ctx, cm("a", "2"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if e := nextEvent(t, events); e.Deleted || e.Object.GetName() != "a" || e.Sync != "web" {
+		t.Errorf("update event %+v", e)
+	}
+	if _, err := res.Create(ctx, cm("b", "1"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if e := nextEvent(t, events); e.Deleted || e.Object.GetName() != "b" {
+		t.Errorf("create event %+v", e)
+	}
+	if err := res.Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if e := nextEvent(t, events); !e.Deleted || e.Object.GetName() != "a" {
+		t.Errorf("delete event %+v", e)
+	}
+	if n := c.Size("web"); n != 1 {
+		t.Errorf("size %d, want 1", n)
+	}
+	// Following nothing stops the watch: Get can no longer answer.
+	c.Follow("web", nil, func(Event) {})
+	if _, ok := c.Get("web", ref, "b"); ok {
+		t.Error("Get answers for a ref no longer watched")
+	}
+	c.Forget("web")
+	if ok, _ := c.Ready("web"); ok {
+		t.Error("ready after Forget")
+	}
+}
+
+// A watch the API server refuses is stopped and reported, so the agent
+// can poll instead.
+func TestCacheReportsRefusedWatch(t *testing.T) {
+	client := newFake()
+	client.PrependReactor("list", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "", errors.New("RBAC: watch not allowed"))
+	})
+	c := New(client, nil)
+	defer c.Stop()
+	c.Follow("web", []Ref{{GVR: cmGVR, Namespace: "app"}}, func(Event) {})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, why := c.Ready("web")
+		if ok {
+			t.Fatal("ready although the watch is refused")
+		}
+		if strings.Contains(why, "refused") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never reported as refused: %s", why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, ok := c.Get("web", Ref{GVR: cmGVR, Namespace: "app"}, "a"); ok {
+		t.Error("Get answers from a refused watch")
+	}
+}
