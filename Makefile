@@ -52,7 +52,7 @@ e2e: deps tools ## end-to-end tests against a real control plane and git server 
 # BENCH_CLIUTILS=full also runs the slow cli-utils steps after its cold apply
 # (about 15 more minutes); BENCH_CLIUTILS=off leaves cli-utils out.
 # BENCH_SCALE=1 adds the long steps: 5,000 objects, 100 syncs, a 4,000-document
-# build beside the kustomize CLI (about 15 more minutes).
+# build beside the kustomize CLI (about 20 more minutes).
 BENCH_SCALE ?= 0
 # The kustomize CLI release built on sigs.k8s.io/kustomize/api v0.20.1, the
 # version tether renders with (go.mod).

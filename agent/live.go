@@ -267,7 +267,7 @@ func (r *runner) publishDrift() {
 	var out []DriftStatus
 	var objs []metrics.DriftObject
 	for id, d := range r.live.drift {
-		st := DriftStatus{Object: contract.ObjectRef(id), Policy: d.policy, Deleted: d.drift.Deleted, Managers: d.drift.ManagerNames(), Since: d.since, CorrectionError: d.correctErr}
+		st := DriftStatus{Object: contract.ObjectRef(id), ID: id, Policy: d.policy, Deleted: d.drift.Deleted, Managers: d.drift.ManagerNames(), Since: d.since, CorrectionError: d.correctErr}
 		if !d.corrected.IsZero() {
 			t := d.corrected
 			st.Corrected = &t

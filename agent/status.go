@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"sigs.k8s.io/cli-utils/pkg/object"
 	"slices"
 	"sort"
 	"time"
@@ -199,6 +200,8 @@ func unhealthyOf(res *tsync.Result) []ObjectHealth {
 // DriftStatus is one object whose drift is open.
 type DriftStatus struct {
 	Object string `json:"object"`
+	// ID is the object (for the web page; Object is its text form).
+	ID object.ObjMetadata `json:"-"`
 	// Policy is what tether does about it: correct, warn.
 	Policy string `json:"policy"`
 	// Deleted is set when the object was deleted.

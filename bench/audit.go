@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tether-gitops/tether/e2e/cluster"
 )
 
 // auditLog reads the API server's JSON audit log (one event per line) to
@@ -27,6 +30,9 @@ type auditEvent struct {
 	User       struct {
 		Username string `json:"username"`
 	} `json:"user"`
+	ObjectRef *struct {
+		Resource string `json:"resource"`
+	} `json:"objectRef"`
 	RequestReceivedTimestamp time.Time `json:"requestReceivedTimestamp"`
 	ResponseStatus           *struct {
 		Code int `json:"code"`
@@ -44,6 +50,8 @@ type requestCounts struct {
 	Failed int
 	// ByVerb counts requests per verb; dry runs count under "VERB (dry-run)".
 	ByVerb map[string]int
+	// ByResource counts requests per verb and resource: "get leases".
+	ByResource map[string]int
 }
 
 // offset is the log's current size: where events after this moment start.
@@ -59,7 +67,7 @@ func (l *auditLog) offset() (int64, error) {
 // received within [from, to]. Each request is counted once, whichever of its
 // stages (ResponseStarted, ResponseComplete, Panic) made it into the log.
 func (l *auditLog) count(offset int64, user string, from, to time.Time) (requestCounts, error) {
-	out := requestCounts{ByVerb: map[string]int{}}
+	out := requestCounts{ByVerb: map[string]int{}, ByResource: map[string]int{}}
 	f, err := os.Open(l.path)
 	if err != nil {
 		return out, fmt.Errorf("audit log: %w", err)
@@ -108,8 +116,24 @@ func (l *auditLog) count(offset int64, user string, from, to time.Time) (request
 			out.Writes++
 		}
 		out.ByVerb[verb]++
+		resource := "(no resource)"
+		if ev.ObjectRef != nil && ev.ObjectRef.Resource != "" {
+			resource = ev.ObjectRef.Resource
+		}
+		out.ByResource[verb+" "+resource]++
 	}
 	return out, nil
+}
+
+// dryRuns counts the dry-run requests.
+func (c requestCounts) dryRuns() int {
+	n := 0
+	for verb, count := range c.ByVerb {
+		if strings.HasSuffix(verb, " (dry-run)") {
+			n += count
+		}
+	}
+	return n
 }
 
 // isWrite reports whether verb changes what is stored.
@@ -136,20 +160,49 @@ func isDryRun(requestURI string) bool {
 }
 
 // verbSummary is "patch 1001, get 12, ..." by descending count.
-func (c requestCounts) verbSummary() string {
-	verbs := make([]string, 0, len(c.ByVerb))
-	for v := range c.ByVerb {
-		verbs = append(verbs, v)
+func (c requestCounts) verbSummary() string { return summary(c.ByVerb) }
+
+// resourceSummary is "update leases 30, get leases 30, ..." by descending
+// count.
+func (c requestCounts) resourceSummary() string { return summary(c.ByResource) }
+
+// summary is "key n, key n, ..." by descending count, then key.
+func summary(counts map[string]int) string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
 	}
-	sort.Slice(verbs, func(i, j int) bool {
-		if c.ByVerb[verbs[i]] != c.ByVerb[verbs[j]] {
-			return c.ByVerb[verbs[i]] > c.ByVerb[verbs[j]]
+	sort.Slice(keys, func(i, j int) bool {
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
 		}
-		return verbs[i] < verbs[j]
+		return keys[i] < keys[j]
 	})
-	parts := make([]string, 0, len(verbs))
-	for _, v := range verbs {
-		parts = append(parts, fmt.Sprintf("%s %d", v, c.ByVerb[v]))
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// countWhile counts sa's requests in the audit log while do runs.
+func (b *bench) countWhile(ctx context.Context, sa *cluster.ServiceAccount, do func() error) (requestCounts, error) {
+	offset, err := b.audit.offset()
+	if err != nil {
+		return requestCounts{}, err
+	}
+	from := time.Now()
+	if err := do(); err != nil {
+		return requestCounts{}, err
+	}
+	to := time.Now()
+	select {
+	case <-ctx.Done():
+		return requestCounts{}, ctx.Err()
+	case <-time.After(auditGrace):
+	}
+	return b.audit.count(offset, saUser(sa), from, to)
 }

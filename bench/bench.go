@@ -34,7 +34,8 @@ const (
 	// so one step's background work (ReplicaSets, EndpointSlices) does not
 	// land in the next one's time.
 	settlePause = 2 * time.Second
-	// identityNamespace holds the ServiceAccounts of kubectl and cli-utils.
+	// identityNamespace holds the ServiceAccounts of the tools other than
+	// tether.
 	identityNamespace = "bench-system"
 )
 
@@ -47,12 +48,22 @@ type bench struct {
 	work    string
 	cliMode string
 	out     io.Writer
+	// ids are the ServiceAccounts the tools run as.
+	ids identities
 	// notes are printed under the table: who runs as what, with which
 	// options.
 	notes []string
 }
 
-// tool is one contender: how to run it and what it measured.
+// identities are the ServiceAccounts the tools run as: tether's bound by
+// manifests/rbac.yaml, the others to cluster-admin.
+type identities struct {
+	tether, kubectl, flux, floor, cliUtils *cluster.ServiceAccount
+	// tetherRole is the ClusterRole tether's is bound to.
+	tetherRole string
+}
+
+// tool is one contender in one suite: how to run it and what it measured.
 type tool struct {
 	name      string
 	version   string
@@ -81,65 +92,101 @@ type stepResult struct {
 type step struct {
 	name    string
 	prepare func(dir, ns string) error
-	// wantConfigMaps is how many of the bench's ConfigMaps exist after it.
+	// wantConfigMaps is how many of the set's ConfigMaps exist after it.
 	wantConfigMaps int
-	// changed: config-000 carries the changed data after it.
+	// changed: config-000 carries the changed data after it (if the tool
+	// ran the one-change step).
 	changed bool
 }
 
-func benchSteps() []step {
+// suite is one object set applied by some tools, four steps each.
+type suite struct {
+	set   objectSet
+	tools []*tool
+}
+
+func (su suite) steps() []step {
+	set := su.set
 	return []step{
-		{name: fmt.Sprintf("1 cold apply (%s objects)", thousands(totalObjects)), prepare: writeObjects, wantConfigMaps: configMaps},
-		{name: "2 re-apply, unchanged", wantConfigMaps: configMaps},
-		{name: "3 one ConfigMap changed", prepare: changeOneConfigMap, wantConfigMaps: configMaps, changed: true},
-		{name: fmt.Sprintf("4 prune %d ConfigMaps", pruned), prepare: func(dir, _ string) error { return removeConfigMaps(dir) }, wantConfigMaps: configMaps - pruned, changed: true},
+		{name: fmt.Sprintf("1 cold apply (%s objects)", thousands(set.total())), prepare: set.write, wantConfigMaps: set.configMaps},
+		{name: "2 re-apply, unchanged", wantConfigMaps: set.configMaps},
+		{name: "3 one ConfigMap changed", prepare: changeOneConfigMap, wantConfigMaps: set.configMaps, changed: true},
+		{name: fmt.Sprintf("4 prune %s ConfigMaps", thousands(set.pruned)), prepare: func(dir, _ string) error { return set.removePruned(dir) }, wantConfigMaps: set.configMaps - set.pruned, changed: true},
 	}
 }
 
-// setup applies tether's RBAC, mints the ServiceAccounts and describes the
-// three tools.
-func (b *bench) setup(ctx context.Context, rbacPath string) ([]*tool, error) {
-	c := b.cluster
-	kubectl := filepath.Join(b.binDir, "kubectl")
-	tether := filepath.Join(b.binDir, "tether")
-	if _, err := os.Stat(tether); err != nil {
-		return nil, fmt.Errorf("%w (run `make build`)", err)
+// runSuite runs every tool's steps, one tool after another, and reports
+// whether any step failed.
+func (b *bench) runSuite(ctx context.Context, su suite) (failed bool) {
+	for _, t := range su.tools {
+		for i, s := range su.steps() {
+			if ok, _ := t.runs(i); !ok {
+				continue
+			}
+			r := b.runStep(ctx, su.set, t, i, s)
+			t.results[i] = r
+			if r.err != nil {
+				failed = true
+				fmt.Fprintf(b.out, "bench: %s, step %d: FAILED: %v\n", t.name, i+1, r.err)
+			}
+			if ctx.Err() != nil {
+				return true
+			}
+		}
 	}
+	return failed
+}
 
+// setup applies tether's RBAC and mints the ServiceAccounts.
+func (b *bench) setup(ctx context.Context, rbacPath string) error {
+	c := b.cluster
+	if _, err := os.Stat(filepath.Join(b.binDir, "tether")); err != nil {
+		return fmt.Errorf("%w (run `make build`)", err)
+	}
 	// tether: the ServiceAccount that manifests/rbac.yaml binds.
 	subject, role, err := rbacSubject(rbacPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The ServiceAccount (and its namespace) first: the file may hold
 	// namespaced objects there too.
-	tetherSA, err := c.ServiceAccount(ctx, subject.Namespace, subject.Name, tokenTTL)
+	b.ids.tether, err = c.ServiceAccount(ctx, subject.Namespace, subject.Name, tokenTTL)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	b.ids.tetherRole = role
 	if err := b.adminKubectl(ctx, "apply", "--server-side", "--field-manager", "tether-bench", "-f", rbacPath); err != nil {
-		return nil, err
+		return err
 	}
-	// kubectl and cli-utils: cluster-admin.
-	kubectlSA, err := b.adminServiceAccount(ctx, "kubectl")
-	if err != nil {
-		return nil, err
+	for _, id := range []struct {
+		sa   **cluster.ServiceAccount
+		name string
+	}{{&b.ids.kubectl, "kubectl"}, {&b.ids.flux, "flux"}, {&b.ids.floor, "raw-floor"}, {&b.ids.cliUtils, "cli-utils"}} {
+		if *id.sa, err = b.adminServiceAccount(ctx, id.name); err != nil {
+			return err
+		}
 	}
-	cliSA, err := b.adminServiceAccount(ctx, "cli-utils")
-	if err != nil {
-		return nil, err
-	}
+	b.notes = append(b.notes,
+		fmt.Sprintf("tether    runs as %s, bound to ClusterRole %s by %s; inventory in %s", saName(b.ids.tether), role, rbacPath, b.ids.tether.Namespace),
+		fmt.Sprintf("kubectl   runs as %s, bound to cluster-admin; KUBECTL_APPLYSET=true; its namespace is made beforehand (the ApplySet parent lives there)", saName(b.ids.kubectl)),
+		fmt.Sprintf("Flux      runs as %s, bound to cluster-admin; %s", saName(b.ids.flux), fluxOptions()),
+		fmt.Sprintf("raw floor runs as %s, bound to cluster-admin; plain POSTs (cold) and DELETEs (prune), %d in flight (tether's --concurrency), no dry run, no GET, no client-side rate limit; it has no unchanged or one-change step", saName(b.ids.floor), tetherConcurrency),
+		fmt.Sprintf("cli-utils runs as %s, bound to cluster-admin; %s", saName(b.ids.cliUtils), cliUtilsOptions),
+		"no tool runs as system:masters; every tool has its own namespace of objects and its own ServiceAccount",
+	)
+	return nil
+}
+
+// defaultSuite is `make bench`: the 1,001 objects, every tool.
+func (b *bench) defaultSuite(ctx context.Context) (suite, error) {
+	kubectlNS := "bench-kubectl"
 	// kubectl's ApplySet parent (a ConfigMap) lives in the namespace of
 	// the objects, which therefore has to exist before its first apply;
-	// tether and cli-utils create theirs.
-	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench-kubectl"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("creating namespace bench-kubectl: %w", err)
+	// the other tools create theirs.
+	if _, err := b.cluster.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kubectlNS}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return suite{}, fmt.Errorf("creating namespace %s: %w", kubectlNS, err)
 	}
-
-	tetherVersion := "tether"
-	if out, err := exec.CommandContext(ctx, tether, "version").Output(); err == nil {
-		tetherVersion = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
-	}
+	kubectl := filepath.Join(b.binDir, "kubectl")
 	kubectlVersion := "kubectl"
 	if out, err := exec.CommandContext(ctx, kubectl, "version", "--client", "-o", "json").Output(); err == nil {
 		var v struct {
@@ -151,37 +198,38 @@ func (b *bench) setup(ctx context.Context, rbacPath string) ([]*tool, error) {
 			kubectlVersion = "kubectl " + v.ClientVersion.GitVersion
 		}
 	}
-	always := func(int) (bool, string) { return true, "" }
 	tools := []*tool{
-		{
-			name:      "tether",
-			version:   tetherVersion,
-			namespace: "bench-tether",
-			user:      saUser(tetherSA),
-			env:       []string{"KUBECONFIG=" + tetherSA.Kubeconfig},
-			command: func(dir string) []string {
-				return []string{tether, "sync", "--once", "--name", "bench", dir, "--prune", "--delete-budget", "unlimited"}
-			},
-			runs:       always,
-			selfReport: tetherSelfReport,
-		},
+		b.tetherTool(ctx, "tether", "bench-tether", "bench"),
 		{
 			name:      "kubectl",
 			version:   kubectlVersion + " apply --server-side --prune --applyset",
-			namespace: "bench-kubectl",
-			user:      saUser(kubectlSA),
-			env:       []string{"KUBECONFIG=" + kubectlSA.Kubeconfig, "KUBECTL_APPLYSET=true"},
+			namespace: kubectlNS,
+			user:      saUser(b.ids.kubectl),
+			env:       []string{"KUBECONFIG=" + b.ids.kubectl.Kubeconfig, "KUBECTL_APPLYSET=true"},
 			command: func(dir string) []string {
-				return []string{kubectl, "apply", "--server-side", "--prune", "--applyset=configmaps/bench-applyset", "-n", "bench-kubectl", "-f", dir}
+				return []string{kubectl, "apply", "--server-side", "--prune", "--applyset=configmaps/bench-applyset", "-n", kubectlNS, "-f", dir}
 			},
 			runs: always,
 		},
 		{
+			name:      "Flux",
+			version:   "github.com/fluxcd/pkg/ssa " + fluxVersion() + " (kustomize-controller's apply engine)",
+			namespace: "bench-flux",
+			user:      saUser(b.ids.flux),
+			env:       []string{"KUBECONFIG=" + b.ids.flux.Kubeconfig},
+			command: func(dir string) []string {
+				return []string{b.self, fluxCommand, "--inventory", filepath.Join(filepath.Dir(dir), "inventory.json"), dir}
+			},
+			runs:       always,
+			selfReport: lineStarting("flux "),
+		},
+		b.floorTool("raw floor", "bench-floor"),
+		{
 			name:      "cli-utils",
 			version:   "cli-utils " + cliUtilsVersion() + " Applier",
 			namespace: "bench-cliutils",
-			user:      saUser(cliSA),
-			env:       []string{"KUBECONFIG=" + cliSA.Kubeconfig},
+			user:      saUser(b.ids.cliUtils),
+			env:       []string{"KUBECONFIG=" + b.ids.cliUtils.Kubeconfig},
 			command: func(dir string) []string {
 				return []string{b.self, cliUtilsCommand, "--inventory-namespace", "bench-cliutils", "--inventory-name", "inventory", dir}
 			},
@@ -194,34 +242,83 @@ func (b *bench) setup(ctx context.Context, rbacPath string) ([]*tool, error) {
 				}
 				return true, ""
 			},
-			selfReport: func(stdout string) string {
-				for _, l := range strings.Split(stdout, "\n") {
-					if strings.HasPrefix(l, "cli-utils ") {
-						return strings.TrimSpace(l)
-					}
-				}
-				return ""
-			},
+			selfReport: lineStarting("cli-utils "),
 		},
 	}
+	return suite{set: defaultSet(), tools: tools}, b.prepareTools("", tools)
+}
+
+// tetherTool is `tether sync --once` as sync NAME over namespace ns.
+func (b *bench) tetherTool(ctx context.Context, label, ns, name string) *tool {
+	tether := filepath.Join(b.binDir, "tether")
+	version := "tether"
+	if out, err := exec.CommandContext(ctx, tether, "version").Output(); err == nil {
+		version = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
+	}
+	return &tool{
+		name:      label,
+		version:   version + " sync --once",
+		namespace: ns,
+		user:      saUser(b.ids.tether),
+		env:       []string{"KUBECONFIG=" + b.ids.tether.Kubeconfig},
+		command: func(dir string) []string {
+			return []string{tether, "sync", "--once", "--name", name, dir, "--prune", "--delete-budget", "unlimited"}
+		},
+		runs:       always,
+		selfReport: tetherSelfReport,
+	}
+}
+
+// floorTool is the raw floor over namespace ns: the cold and prune steps.
+func (b *bench) floorTool(label, ns string) *tool {
+	return &tool{
+		name:      label,
+		version:   fmt.Sprintf("plain parallel POST and DELETE (client-go dynamic client, %d in flight)", tetherConcurrency),
+		namespace: ns,
+		user:      saUser(b.ids.floor),
+		env:       []string{"KUBECONFIG=" + b.ids.floor.Kubeconfig},
+		command: func(dir string) []string {
+			return []string{b.self, floorCommand, "--record", filepath.Join(filepath.Dir(dir), "record.json"), "--concurrency", fmt.Sprint(tetherConcurrency), dir}
+		},
+		runs: func(i int) (bool, string) {
+			if i == stepCold || i == stepPrune {
+				return true, ""
+			}
+			return false, "-"
+		},
+		selfReport: lineStarting("raw floor: "),
+	}
+}
+
+// prepareTools gives every tool of a suite its folders (under suiteDir
+// in the work folder): objects, and a fresh HOME, so kubectl's and
+// cli-utils' discovery cache (~/.kube/cache) starts empty, as on a new
+// machine, and the user's own is left alone.
+func (b *bench) prepareTools(suiteDir string, tools []*tool) error {
 	for _, t := range tools {
-		t.objects = filepath.Join(b.work, t.name, "objects")
-		home := filepath.Join(b.work, t.name, "home")
+		base := filepath.Join(b.work, suiteDir, strings.ReplaceAll(t.name, " ", "-"))
+		t.objects = filepath.Join(base, "objects")
+		home := filepath.Join(base, "home")
 		if err := os.MkdirAll(home, 0o755); err != nil {
-			return nil, err
+			return err
 		}
-		// A fresh HOME per tool: kubectl's and cli-utils' discovery cache
-		// (~/.kube/cache) starts empty, as on a new machine, and the
-		// user's own is left alone.
 		t.env = append(t.env, "HOME="+home)
 	}
-	b.notes = append(b.notes,
-		fmt.Sprintf("tether    runs as %s, bound to ClusterRole %s by %s; inventory in %s", tetherSA.Namespace+"/"+tetherSA.Name, role, rbacPath, tetherSA.Namespace),
-		fmt.Sprintf("kubectl   runs as %s/%s, bound to cluster-admin; KUBECTL_APPLYSET=true; namespace bench-kubectl made beforehand (the ApplySet parent lives there)", kubectlSA.Namespace, kubectlSA.Name),
-		fmt.Sprintf("cli-utils runs as %s/%s, bound to cluster-admin; %s", cliSA.Namespace, cliSA.Name, cliUtilsOptions),
-		"no tool runs as system:masters; every tool has its own namespace of objects and its own ServiceAccount",
-	)
-	return tools, nil
+	return nil
+}
+
+func always(int) (bool, string) { return true, "" }
+
+// lineStarting is a selfReport: the first output line with this prefix.
+func lineStarting(prefix string) func(string) string {
+	return func(stdout string) string {
+		for _, l := range strings.Split(stdout, "\n") {
+			if strings.HasPrefix(l, prefix) {
+				return strings.TrimSpace(l)
+			}
+		}
+		return ""
+	}
 }
 
 // warmUp applies, as admin and untimed, a copy of the object set with
@@ -235,7 +332,7 @@ func (b *bench) warmUp(ctx context.Context) error {
 		return fmt.Errorf("warm-up: creating namespace %s: %w", ns, err)
 	}
 	dir := filepath.Join(b.work, "warmup")
-	if err := writeObjects(dir, ns); err != nil {
+	if err := defaultSet().write(dir, ns); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	for _, extra := range [][]string{nil, {"--dry-run=server"}} {
@@ -276,8 +373,10 @@ func (b *bench) adminServiceAccount(ctx context.Context, name string) (*cluster.
 }
 
 func saUser(sa *cluster.ServiceAccount) string {
-	return "system:serviceaccount:" + sa.Namespace + ":" + sa.Name
+	return "system:serviceaccount:" + saName(sa)
 }
+
+func saName(sa *cluster.ServiceAccount) string { return sa.Namespace + ":" + sa.Name }
 
 // rbacSubject finds, in the RBAC manifest, the ServiceAccount its
 // ClusterRoleBinding binds and the ClusterRole it binds it to.
@@ -324,7 +423,7 @@ func rbacSubject(path string) (rbacv1.Subject, string, error) {
 // once and measures it: wall time from start to exit, the child's peak
 // RSS, and from the audit log the requests its user sent meanwhile. Then it
 // checks that the cluster holds what the step asked for.
-func (b *bench) runStep(ctx context.Context, t *tool, i int, s step) stepResult {
+func (b *bench) runStep(ctx context.Context, set objectSet, t *tool, i int, s step) stepResult {
 	var r stepResult
 	fmt.Fprintf(b.out, "bench: %s: %s\n", t.name, s.name)
 	if s.prepare != nil {
@@ -339,7 +438,7 @@ func (b *bench) runStep(ctx context.Context, t *tool, i int, s step) stepResult 
 		return r
 	}
 	argv := t.command(t.objects)
-	logPath := filepath.Join(b.work, fmt.Sprintf("%s-step%d.log", t.name, i+1))
+	logPath := filepath.Join(filepath.Dir(t.objects), fmt.Sprintf("step%d.log", i+1))
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		r.err = err
@@ -384,7 +483,8 @@ func (b *bench) runStep(ctx context.Context, t *tool, i int, s step) stepResult 
 		r.err = fmt.Errorf("the audit log shows no requests from %s", t.user)
 	}
 	if r.err == nil {
-		r.err = b.verify(ctx, t.namespace, s)
+		changed := s.changed && (i == stepChange || t.results[stepChange].ran)
+		r.err = b.verify(ctx, set, t.namespace, s, changed)
 	}
 	fmt.Fprintf(b.out, "bench: %s: %s in %s, %d requests, %d writes\n", t.name, s.name, formatDuration(r.wall), counts.Requests, counts.Writes)
 	return r
@@ -431,9 +531,9 @@ func (b *bench) settle(ctx context.Context) {
 }
 
 // verify checks, as admin, that the tool left the namespace as the step
-// asked: every Deployment and Service, the right number of ConfigMaps, and
-// config-000's data.
-func (b *bench) verify(ctx context.Context, ns string, s step) error {
+// asked: every Deployment and Service of the set, the right number of
+// ConfigMaps, and config-000's data (changed if the tool changed it).
+func (b *bench) verify(ctx context.Context, set objectSet, ns string, s step, changed bool) error {
 	sel := metav1.ListOptions{LabelSelector: partOfLabel + "=" + partOfValue}
 	cs := b.cluster.Client
 	if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
@@ -451,29 +551,33 @@ func (b *bench) verify(ctx context.Context, ns string, s step) error {
 	if err != nil {
 		return fmt.Errorf("checking the result: %w", err)
 	}
-	if len(deps.Items) != deployments || len(svcs.Items) != services || len(cms.Items) != s.wantConfigMaps {
+	if len(deps.Items) != set.deployments || len(svcs.Items) != set.services || len(cms.Items) != s.wantConfigMaps {
 		return fmt.Errorf("after %q the cluster holds %d Deployments, %d Services, %d ConfigMaps in %s; want %d, %d, %d",
-			s.name, len(deps.Items), len(svcs.Items), len(cms.Items), ns, deployments, services, s.wantConfigMaps)
+			s.name, len(deps.Items), len(svcs.Items), len(cms.Items), ns, set.deployments, set.services, s.wantConfigMaps)
 	}
 	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, changedConfigMap, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("checking the result: %w", err)
 	}
-	if got := strings.HasSuffix(cm.Data["greeting"], "-changed"); got != s.changed {
+	if got := strings.HasSuffix(cm.Data["greeting"], changedSuffix); got != changed {
 		return fmt.Errorf("after %q ConfigMap %s/%s has greeting %q", s.name, ns, changedConfigMap, cm.Data["greeting"])
 	}
 	return nil
 }
 
 // tetherSelfReport is what tether's summary line says it did; the line is
-// "sync NAME at REV: COUNTS; N writes, M requests, DURATION".
+// "sync NAME at REV: COUNTS; N writes, M requests, DURATION (PHASES)".
 func tetherSelfReport(stdout string) string {
-	summary := regexp.MustCompile(`(?m)^sync \S+ at \S+: (.*); (\d+) writes, (\d+) requests, (\S+)$`)
+	summary := regexp.MustCompile(`(?m)^sync \S+ at \S+: (.*); (\d+) writes, (\d+) requests, (\S+)(?: \((.*)\))?$`)
 	m := summary.FindStringSubmatch(stdout)
 	if m == nil {
 		return ""
 	}
-	return fmt.Sprintf("%s; %s writes, %s requests by its own count, %s", m[1], m[2], m[3], m[4])
+	out := fmt.Sprintf("%s; %s writes, %s requests by its own count, %s", m[1], m[2], m[3], m[4])
+	if m[5] != "" {
+		out += " (" + m[5] + ")"
+	}
+	return out
 }
 
 func lastLines(s string, n int) string {

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -139,13 +138,4 @@ func inventoryConfigMap(namespace, name, id string) *unstructured.Unstructured {
 
 // cliUtilsVersion is the version of sigs.k8s.io/cli-utils built into this
 // binary.
-func cliUtilsVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "sigs.k8s.io/cli-utils" {
-				return d.Version
-			}
-		}
-	}
-	return "(unknown version)"
-}
+func cliUtilsVersion() string { return moduleVersion("sigs.k8s.io/cli-utils") }

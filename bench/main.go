@@ -1,26 +1,40 @@
 // Command bench compares tether with the tools users would otherwise pick,
 // in one run on one local control plane (package e2e/cluster):
 //
-//	go run ./bench [--bin-dir bin] [--cliutils cold|full|off] [--keep]
+//	bench [--bin-dir bin] [--cliutils cold|full|off] [--scale] [--keep]
+//
+// It is a Go module of its own (bench/go.mod), so that Flux's apply engine
+// and the kubectl libraries cli-utils needs, with their own k8s.io
+// versions, stay out of tether's module; `make bench` builds it into bin/.
 //
 // Each tool applies its own copy of 1,001 objects (a Namespace, 100
 // Deployments with replicas 0, 100 Services, 800 ConfigMaps) as its own
 // ServiceAccount, never as system:masters: tether (bin/tether sync --once)
-// bound to the ClusterRole of manifests/rbac.yaml; `kubectl apply
-// --server-side --prune --applyset`; and the stock cli-utils Applier (this
-// binary's cliutils-apply subcommand), both bound to cluster-admin. Four
-// steps per tool: cold apply, unchanged re-apply, one ConfigMap changed,
-// 500 ConfigMaps removed and pruned. Before the first step an admin applies
-// a warm-up copy of the objects (untimed), and before each step the
+// bound to the ClusterRole of manifests/rbac.yaml; Flux's apply engine
+// (github.com/fluxcd/pkg/ssa, this binary's flux-apply subcommand, driven
+// like kustomize-controller), `kubectl apply --server-side --prune
+// --applyset`, the raw floor (plain parallel POSTs and DELETEs, this
+// binary's raw-floor subcommand) and the stock cli-utils Applier (its
+// cliutils-apply subcommand), all bound to cluster-admin. Four steps per
+// tool: cold apply, unchanged re-apply, one ConfigMap changed, 500
+// ConfigMaps removed and pruned. Before the first step an admin applies a
+// warm-up copy of the objects (untimed), and before each step the
 // controllers catch up; then the step is timed wall-clock around the tool's
 // process, and its requests and writes are counted from the API server's
-// audit log. It prints a table, tether's peak RSS, the ratios and
-// PASS or MISS against the targets; it exits non-zero only when something
-// failed, never for a missed target.
+// audit log. It prints a table, the peak RSS, the ratios and PASS or MISS
+// against the targets; it exits non-zero only when something failed, never
+// for a missed target.
 //
 // The cli-utils Applier takes minutes per step at client-go's default rate
 // limits, so by default only its cold apply runs; BENCH_CLIUTILS=full (or
 // --cliutils full) runs all four steps.
+//
+// --scale (BENCH_SCALE=1) adds the long steps: tether's four steps on 5,000
+// objects in one sync (beside the raw floor) and the agent's memory after
+// syncing them; one agent running 100 syncs of 50 objects from one git
+// repository (a push touching every folder, then a webhook: time until all
+// 100 are applied; requests per minute while idle; memory); and `tether
+// build` of a 4,000-document kustomization beside the kustomize CLI.
 package main
 
 import (
@@ -33,7 +47,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/tether-gitops/tether/e2e/cluster"
 )
@@ -48,17 +61,27 @@ func main() {
 	}
 }
 
-// run is the whole program: the benchmark, or the cli-utils subcommand the
-// benchmark runs as a child process.
+// run is the whole program: the benchmark, or one of the subcommands the
+// benchmark runs as child processes.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == cliUtilsCommand {
-		return runCLIUtils(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case cliUtilsCommand:
+			return runCLIUtils(ctx, args[1:], stdout, stderr)
+		case fluxCommand:
+			return runFlux(ctx, args[1:], getenv, stdout, stderr)
+		case floorCommand:
+			return runFloor(ctx, args[1:], getenv, stdout, stderr)
+		case imagesCommand: // images.go
+			return runImagesScan(ctx, args[1:], stdout)
+		}
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	binDir := fs.String("bin-dir", orDefault(getenv("TETHER_BIN_DIR"), "bin"), "folder with tether, kubectl and the control plane binaries")
+	binDir := fs.String("bin-dir", orDefault(getenv("TETHER_BIN_DIR"), "bin"), "folder with tether, kubectl, kustomize and the control plane binaries")
 	rbac := fs.String("rbac", "manifests/rbac.yaml", "the ClusterRole and ClusterRoleBinding tether runs with")
 	cliMode := fs.String("cliutils", orDefault(getenv("BENCH_CLIUTILS"), "cold"), "cli-utils steps: cold (cold apply only), full (all four steps) or off; default $BENCH_CLIUTILS")
+	scale := fs.Bool("scale", getenv("BENCH_SCALE") == "1", "also the long steps: 5,000 objects, 100 syncs, a 4,000-document build; default $BENCH_SCALE=1")
 	keep := fs.Bool("keep", false, "keep the work folder (objects, tool logs, audit log) and print its path")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -77,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("locating this binary (to run the cli-utils Applier): %w", err)
+		return fmt.Errorf("locating this binary (to run its subcommands): %w", err)
 	}
 	work, err := os.MkdirTemp("", "tether-bench-")
 	if err != nil {
@@ -110,34 +133,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cliMode: *cliMode,
 		out:     stdout,
 	}
-	tools, err := b.setup(ctx, *rbac)
+	if err := b.setup(ctx, *rbac); err != nil {
+		return err
+	}
+	defaults, err := b.defaultSuite(ctx)
 	if err != nil {
 		return err
 	}
 	if err := b.warmUp(ctx); err != nil {
 		return err
 	}
-	failed := false
-	for _, t := range tools {
-		for i, s := range benchSteps() {
-			if ok, _ := t.runs(i); !ok {
-				continue
-			}
-			r := b.runStep(ctx, t, i, s)
-			t.results[i] = r
-			if r.err != nil {
-				failed = true
-				fmt.Fprintf(stdout, "bench: %s, step %d: FAILED: %v\n", t.name, i+1, r.err)
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-		}
+	failed := b.runSuite(ctx, defaults)
+	if ctx.Err() == nil {
+		failed = b.imagesStep(ctx) || failed // images.go
+	}
+	var sc *scaleResults
+	if *scale && ctx.Err() == nil {
+		sc = b.runScale(ctx)
+		failed = failed || sc.failed()
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	fmt.Fprintln(stdout)
-	b.report(stdout, tools)
+	b.report(stdout, defaults, sc)
 	if *keep {
-		fmt.Fprintf(stdout, "\nlogs: %s (tool output: <tool>-step<N>.log; audit log: cluster/audit.log)\n", work)
+		fmt.Fprintf(stdout, "\nlogs: %s (tool output: <tool>/step<N>.log; audit log: cluster/audit.log)\n", work)
 	}
 	if failed {
 		return errors.New("some steps failed (see FAILED above); the numbers of the others are shown")
@@ -163,13 +184,4 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
-}
-
-// formatDuration is "1.92s" under a minute and "4m38.2s" above.
-func formatDuration(d time.Duration) string {
-	if d < time.Minute {
-		return fmt.Sprintf("%.2fs", d.Seconds())
-	}
-	m := int(d / time.Minute)
-	return fmt.Sprintf("%dm%04.1fs", m, (d - time.Duration(m)*time.Minute).Seconds())
 }
