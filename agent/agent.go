@@ -70,6 +70,7 @@ type Agent struct {
 	clients *kube.Clients
 	syncer  reconciler
 	live    liveState
+	sources *sources
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	hooks   *webhook.Receiver
@@ -153,6 +154,7 @@ func New(opts Options, clients *kube.Clients, m *metrics.Metrics, log *slog.Logg
 	}
 	a.syncer = syncer
 	a.live = live.New(clients.Dynamic, log)
+	a.sources = newSources(opts.DataDir)
 	clients.Requests.Observe(m.APIRequest)
 	a.images = newImageAutomation(a)
 	a.hooks = webhook.New(webhook.Options{Trigger: a.Trigger, TriggerImages: a.images.notify, Logger: log})

@@ -37,6 +37,9 @@ type runner struct {
 	a   *Agent
 	cfg config.Sync
 	src fetcher
+	// release lets go of a shared source when the runner stops (nil for
+	// a source of its own).
+	release func()
 	// trigger is the sync's one pending-trigger slot: a burst of webhooks
 	// or file changes causes one reconcile, not a queue of them.
 	trigger chan struct{}
@@ -64,13 +67,15 @@ func newRunner(a *Agent, cfg config.Sync) (*runner, error) {
 	}
 	log := a.log.With("sync", cfg.Name)
 	if cfg.Source.IsGit() {
-		opts := cfg.Source.GitOptions(dir)
-		opts.Getenv, opts.Logger = a.opts.Getenv, log
-		git, err := source.NewGit(opts)
+		shared, err := a.sources.acquire(cfg.Source, func(dir string) (*source.Git, error) {
+			opts := cfg.Source.GitOptions(dir)
+			opts.Getenv, opts.Logger = a.opts.Getenv, a.log.With("source", source.Redact(cfg.Source.URL), "ref", cfg.Source.Ref.String())
+			return source.NewGit(opts)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("sync %s: %w", cfg.Name, err)
 		}
-		r.src = git
+		r.src, r.release = shared, shared.release
 		r.status.Source = source.Redact(cfg.Source.URL)
 		r.status.Ref = cfg.Source.Ref.String()
 	} else {
@@ -120,6 +125,9 @@ func (r *runner) stop() {
 	r.cancel()
 	<-r.done
 	r.a.live.Forget(r.cfg.Name)
+	if r.release != nil {
+		r.release()
+	}
 }
 
 // poke asks for a reconcile now; it never blocks.

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tether-gitops/tether/agent"
+	"github.com/tether-gitops/tether/e2e/prometheus"
 	"github.com/tether-gitops/tether/health"
 )
 
@@ -289,4 +290,41 @@ func TestDrift(t *testing.T) {
 			t.Errorf("%v drift detections under the policy ignore", n)
 		}
 	})
+}
+
+// Drift kept under the policy warn raises TetherDriftOpen in a real
+// Prometheus running the shipped rules (its 15-minute threshold shortened
+// to 5 seconds), naming the sync; when the change is undone, the drift
+// closes and the alert resolves.
+func TestDriftAlertInPrometheus(t *testing.T) {
+	c := sharedCluster(t)
+	sa := tetherIdentity(t, c)
+	ctx := context.Background()
+	const ns = "drift-alert"
+	cfgPath := filepath.Join(t.TempDir(), "tether.yaml")
+	writeFileAtomically(t, cfgPath, agentConfig(fmt.Sprintf("  - name: %s\n    source:\n      localPath: %s\n      interval: 5s\n    namespace: %s\n    drift: warn\n    wait: false\n",
+		ns, driftApp(t, ns, "registry.example.com/web:1.0", false), ns)))
+	p := startAgent(t, sa.Kubeconfig, cfgPath, "--leader-elect=false")
+	eventually(t, 2*time.Minute, "applied", func() error {
+		s, err := p.syncStatus(ns)
+		if err != nil || s.Applied == nil {
+			return fmt.Errorf("applied %v (%v)", s.Applied, err)
+		}
+		return nil
+	})
+	prom := startPrometheus(t, p, func(r *prometheus.RuleFile) error { return r.ReplaceInExpr("TetherDriftOpen", "> 900", "> 5") })
+	setImage(ctx, t, c.Client, ns, "registry.example.com/web:hotfix")
+	firing := waitAlert(t, prom, "TetherDriftOpen", alertFiring)
+	if len(firing) != 1 || string(firing[0].Labels["sync"]) != ns {
+		t.Errorf("firing TetherDriftOpen: %v, want one for sync %s", firing, ns)
+	}
+	// Undo the hotfix by hand: the drift closes, the alert resolves.
+	setImage(ctx, t, c.Client, ns, "registry.example.com/web:1.0")
+	eventually(t, time.Minute, "the drift closed", func() error {
+		if d, err := driftOf(p, ns); err != nil || len(d) != 0 {
+			return fmt.Errorf("open drift %+v (%v)", d, err)
+		}
+		return nil
+	})
+	waitAlert(t, prom, "TetherDriftOpen", alertInactive)
 }

@@ -33,7 +33,15 @@ func (r *run) health(ctx context.Context) error {
 	}
 	var res map[object.ObjMetadata]health.Result
 	var err error
-	reader := &healthReader{r: r}
+	// Objects the plan read and this reconcile did not write are as the
+	// plan saw them a moment ago: the first check uses those, so an
+	// unchanged revision reads nothing twice.
+	reader := &healthReader{r: r, seed: map[object.ObjMetadata]*unstructured.Unstructured{}}
+	for _, c := range r.res.Changes {
+		if !c.Written && c.Live != nil && c.Action == ActionUnchanged {
+			reader.seed[c.ID] = c.Live
+		}
+	}
 	if r.opts.Wait {
 		res, err = health.Wait(ctx, reader, ids, applied, healthPollInterval, r.opts.Timeout, r.s.now)
 	} else {

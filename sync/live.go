@@ -176,12 +176,22 @@ func (r *run) refFor(id object.ObjMetadata) (liveRef, bool, error) {
 type healthReader struct {
 	r    *run
 	last map[object.ObjMetadata]*unstructured.Unstructured
+	// seed holds objects read moments ago by the plan and not written
+	// since; the first Read answers from it instead of reading them again.
+	seed map[object.ObjMetadata]*unstructured.Unstructured
 }
 
 // Read implements health.Reader.
 func (h *healthReader) Read(ctx context.Context, ids []object.ObjMetadata) (map[object.ObjMetadata]*unstructured.Unstructured, error) {
+	seed := h.seed
+	h.seed = nil
 	refs := make([]liveRef, 0, len(ids))
+	var seeded []object.ObjMetadata
 	for _, id := range ids {
+		if _, ok := seed[id]; ok {
+			seeded = append(seeded, id)
+			continue
+		}
 		ref, ok, err := h.r.refFor(id)
 		if err != nil {
 			return nil, err
@@ -191,10 +201,14 @@ func (h *healthReader) Read(ctx context.Context, ids []object.ObjMetadata) (map[
 		}
 	}
 	live, err := h.r.readLive(ctx, refs)
-	if err == nil {
-		h.last = live
+	if err != nil {
+		return nil, err
 	}
-	return live, err
+	for _, id := range seeded {
+		live[id] = seed[id]
+	}
+	h.last = live
+	return live, nil
 }
 
 // parallel runs fn for i in [0, n) with at most limit at a time and returns

@@ -210,6 +210,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer stopRegistry()
 
+	if err := d.driftStep(ctx, statusURL, logPath); err != nil {
+		return err
+	}
+
 	if !keepRunning(*keep) {
 		d.step("done; stopping the agent, the control plane and the git server")
 		return nil
@@ -383,6 +387,17 @@ func (d *demo) kubectl(ctx context.Context, args ...string) error {
 	return d.cmd(ctx, filepath.Join(d.bin, "kubectl"), append([]string{"--kubeconfig", d.cluster.Kubeconfig}, args...)...)
 }
 
+// kubectlOutput runs kubectl as the admin and returns what it printed.
+func (d *demo) kubectlOutput(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "kubectl"), append([]string{"--kubeconfig", d.cluster.Kubeconfig}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG=")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("kubectl %s: %w", strings.Join(args, " "), err)
+	}
+	return string(out), nil
+}
+
 func (d *demo) tether(ctx context.Context, args ...string) error {
 	return d.cmd(ctx, filepath.Join(d.bin, "tether"), args...)
 }
@@ -416,4 +431,46 @@ func tailLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// driftStep changes the Deployment by hand, as someone debugging would
+// (kubectl set image), and shows tether's drift report, which names the
+// field and kubectl-set, and the correction.
+func (d *demo) driftStep(ctx context.Context, statusURL, logPath string) error {
+	d.step("someone runs kubectl set image on the Deployment: tether names the field and who changed it, and puts it back")
+	before, err := d.kubectlOutput(ctx, "-n", "webapp-dev", "get", "deployment/webapp", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+	if err != nil {
+		return err
+	}
+	if err := d.kubectl(ctx, "-n", "webapp-dev", "set", "image", "deployment/webapp", "web=registry.example.com/webapp:debug"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		events, err := d.kubectlOutput(ctx, "-n", "tether-system", "get", "events", "--field-selector", "involvedObject.name=tether-inventory-webapp-dev",
+			"-o", "jsonpath={range .items[?(@.reason==\"DriftDetected\")]}{.message}{\"\\n\"}{end}")
+		if err != nil {
+			return err
+		}
+		image, err := d.kubectlOutput(ctx, "-n", "webapp-dev", "get", "deployment/webapp", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+		if err != nil {
+			return err
+		}
+		if strings.Contains(events, "kubectl-set") && image == before {
+			fmt.Fprintf(d.out, "drift reported (Event DriftDetected on the inventory):\n%s", lastLine(events))
+			fmt.Fprintf(d.out, "image put back: %s\n", image)
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no drift report naming kubectl-set, or the image not put back (%s), within a minute; see %s", image, logPath)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return d.kubectl(ctx, "-n", "tether-system", "get", "events", "--field-selector", "involvedObject.name=tether-inventory-webapp-dev,reason=DriftCorrected")
+}
+
+// lastLine returns the last non-empty line of s, with its newline.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1] + "\n"
 }
