@@ -221,7 +221,11 @@ func (r *run) patchRaw(ctx context.Context, c *Change, dryRun bool) ([]byte, err
 	if dryRun {
 		req = req.Param("dryRun", metav1.DryRunAll)
 	}
-	return req.Do(ctx).Raw()
+	// Error, not Raw's error: it decodes the API server's Status, so the
+	// message names the object and the field that were refused.
+	res := req.Do(ctx)
+	body, _ := res.Raw()
+	return body, res.Error()
 }
 
 // resourcePath is the URL path of an object: /api/v1/... for the core
