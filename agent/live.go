@@ -85,6 +85,10 @@ func (r *runner) follow(res *tsync.Result) {
 		if c.Namespaced {
 			ref.Namespace = c.ID.Namespace
 		}
+		// The live versions the plan read are stale from now on (the
+		// cache has the current ones) and would double the memory a
+		// sync holds: only what was applied, and its owned fields, stay.
+		c.Live, c.Predicted = nil, nil
 		l.applied[c.ID] = c
 		l.refs[c.ID] = ref
 		if h, ok := res.Health[c.ID]; ok {

@@ -210,6 +210,7 @@ func (c *Cache) start(sync string, r Ref) *watcher {
 	// the watch (fakes cannot); the wrapper passes that on.
 	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, c.client), &unstructured.Unstructured{},
 		cache.SharedIndexInformerOptions{ObjectDescription: r.String()})
+	_ = inf.SetTransform(slim)
 	w.informer = inf
 	emit := func(obj any, deleted bool) {
 		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -244,6 +245,21 @@ func (c *Cache) start(sync string, r Ref) *watcher {
 		inf.Run(w.stop)
 	}()
 	return w
+}
+
+// slim drops from a cached object what nothing reads from the cache and
+// can be large: kubectl's last-applied annotation (a second copy of the
+// object). Drift reads managed fields and values, health reads status.
+func slim(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if ann := u.GetAnnotations(); ann != nil {
+			if _, found := ann[contract.LastAppliedAnnotation]; found {
+				delete(ann, contract.LastAppliedAnnotation)
+				u.SetAnnotations(ann)
+			}
+		}
+	}
+	return obj, nil
 }
 
 // halt stops the watch and waits for it; it is safe to call more than once.
