@@ -91,7 +91,7 @@ func (d *demo) imagesStep(ctx context.Context, repo *gitserver.Repo, cfgPath, st
 		return nil, err
 	}
 	fmt.Fprintf(d.out, "tether's commit on main:\n%s\n", show)
-	if err := d.kubectl(ctx, "-n", "webapp-dev", "get", "deployment/webapp,hpa/webapp", "-o", "wide"); err != nil {
+	if err := d.kubectl(ctx, "-n", "webapp-dev", "get", "deployment/webapp", "hpa/webapp", "-o", "wide"); err != nil {
 		reg.Close()
 		return nil, err
 	}
