@@ -3,15 +3,14 @@ package agent
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
+	"strings"
 	gosync "sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/object"
 
-	"github.com/tether-gitops/tether/config"
 	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/health"
 	"github.com/tether-gitops/tether/live"
@@ -22,8 +21,8 @@ import (
 // liveState is what the agent needs from the live-state cache
 // (*live.Cache): follow a sync's objects, and read them.
 type liveState interface {
-	Follow(sync string, refs []live.Ref, notify func(live.Event))
-	Forget(sync string)
+	Follow(sync string, owner any, refs []live.Ref, notify func(live.Event))
+	Forget(sync string, owner any)
 	Ready(sync string) (bool, string)
 	Get(sync string, ref live.Ref, name string) (*unstructured.Unstructured, bool)
 }
@@ -63,10 +62,16 @@ type liveRunner struct {
 	// needsReconcile is set when a correction failed: the next poll runs
 	// a full reconcile instead of trusting the cache.
 	needsReconcile bool
+	// fights holds each object's correction history, for the backoff.
+	fights map[object.ObjMetadata]*fight
+	// wake is the timer that pokes ch for objects to look at again.
+	wake     *time.Timer
+	wakeTime time.Time
 }
 
 func newLiveRunner() liveRunner {
-	return liveRunner{ch: make(chan struct{}, 1), dirty: map[object.ObjMetadata]bool{}, drift: map[object.ObjMetadata]*openDrift{}}
+	return liveRunner{ch: make(chan struct{}, 1), dirty: map[object.ObjMetadata]bool{},
+		drift: map[object.ObjMetadata]*openDrift{}, fights: map[object.ObjMetadata]*fight{}}
 }
 
 // follow starts (or moves) the cache's watches on the objects res applied.
@@ -105,17 +110,34 @@ func (r *runner) follow(res *tsync.Result) {
 			delete(l.drift, id)
 		}
 	}
+	now := time.Now()
+	for _, c := range res.Changes {
+		if len(c.KeptConflicts) == 0 || l.drift[c.ID] != nil {
+			continue
+		}
+		// Changed by hand before this agent knew the object (a restart):
+		// the policy keeps the change; what the plan saw is the record.
+		d := &tsync.Drift{}
+		for _, kc := range c.KeptConflicts {
+			field, manager, _ := strings.Cut(kc, " (")
+			d.Fields = append(d.Fields, tsync.FieldChange{Path: field, Managers: []string{strings.TrimSuffix(manager, ")")}})
+		}
+		l.drift[c.ID] = &openDrift{drift: d, policy: tsync.DriftPolicyOf(c.Desired, nil, r.cfg.Drift), since: now, summary: d.Summary()}
+	}
 	l.needsReconcile = false
-	r.a.live.Follow(r.cfg.Name, refs, r.onLive)
+	r.a.live.Follow(r.cfg.Name, r, refs, r.onLive)
+	// Look at every object once the watches have listed: a change made
+	// between the apply and the first list raises no event.
+	for id := range l.applied {
+		r.markDirty(id)
+	}
+	r.wakeAt(now)
 	r.publishDrift()
 }
 
 // onLive is called by the cache for every change of a followed object.
 func (r *runner) onLive(e live.Event) {
-	id := object.UnstructuredToObjMetadata(e.Object)
-	r.live.dirtyMu.Lock()
-	r.live.dirty[id] = true
-	r.live.dirtyMu.Unlock()
+	r.markDirty(object.UnstructuredToObjMetadata(e.Object))
 	select {
 	case r.live.ch <- struct{}{}:
 	default:
@@ -135,9 +157,34 @@ func (r *runner) takeDirty() []object.ObjMetadata {
 	return out
 }
 
+// Correction backoff: an object put back and changed again within
+// fightWindow is put back after fightBase, doubling up to fightMax, so
+// that tether never fights another writer at API-server speed.
+const (
+	fightBase   = 5 * time.Second
+	fightMax    = 5 * time.Minute
+	fightWindow = 10 * time.Minute
+)
+
+// fight is the correction history of one object.
+type fight struct {
+	n    int       // corrections in a row (each within fightWindow of the last)
+	last time.Time // when the last one was sent
+}
+
+// next is when the object may be put back again.
+func (f *fight) next() time.Time {
+	if f == nil || f.n == 0 {
+		return time.Time{}
+	}
+	return f.last.Add(min(Backoff(f.n, fightBase, fightMax), fightMax))
+}
+
 // checkLive handles objects that changed in the cluster: their health is
 // recomputed from the cache, and their drift found and, by policy,
-// corrected (at once, one write each), kept and reported, or ignored.
+// corrected (at once, one write each, with a backoff for an object that
+// keeps changing), kept and reported (warn), or kept silently (ignore).
+// Objects the cache cannot answer for yet stay queued.
 func (r *runner) checkLive(ctx context.Context) {
 	l := &r.live
 	if l.applied == nil {
@@ -146,6 +193,7 @@ func (r *runner) checkLive(ctx context.Context) {
 	}
 	now := time.Now()
 	var correct []*tsync.Change
+	var later time.Time
 	for _, id := range r.takeDirty() {
 		c, ok := l.applied[id]
 		if !ok {
@@ -153,18 +201,19 @@ func (r *runner) checkLive(ctx context.Context) {
 		}
 		obj, ok := r.a.live.Get(r.cfg.Name, l.refs[id], id.Name)
 		if !ok {
-			continue // the cache cannot answer: the next poll reconciles
+			// The cache has not listed yet (or is refused): look again
+			// in a moment, so a change made before the first list is not
+			// lost.
+			r.markDirty(id)
+			later = earliest(later, now.Add(time.Second))
+			continue
 		}
 		if obj == nil {
 			l.health[id] = health.Result{Status: health.Failed, Message: "deleted from the cluster"}
 		} else {
 			l.health[id] = health.Object(obj, time.Time{}, now)
 		}
-		policy := driftPolicy(r.cfg, c, obj)
-		if policy == config.DriftIgnore {
-			delete(l.drift, id)
-			continue
-		}
+		policy := tsync.DriftPolicyOf(c.Desired, obj, r.cfg.Drift)
 		d, err := tsync.DetectDrift(c, obj, r.cfg.IgnoreDifferences)
 		if err != nil {
 			r.a.log.Warn("cannot tell drift", "sync", r.cfg.Name, "object", c.Ref(), "error", err)
@@ -183,32 +232,58 @@ func (r *runner) checkLive(ctx context.Context) {
 			l.drift[id] = open
 		}
 		open.drift, open.policy = d, policy
+		if policy == tsync.DriftIgnore {
+			continue // kept, unreported, until git changes the object
+		}
 		if summary := d.Summary(); summary != open.summary {
 			open.summary = summary
 			r.a.log.Warn("drift", "sync", r.cfg.Name, "object", c.Ref(), "policy", policy, "drift", summary)
 			r.a.event(r.cfg, eventWarning, contract.EventDriftDetected, "%s %s: %s (policy %s)", c.ID.GroupKind.Kind, refName(c.ID), summary, policy)
 			r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftDetected)
-			if policy == config.DriftWarn {
+			if policy == tsync.DriftWarn {
 				r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftKept)
 			}
 		}
-		if policy == config.DriftCorrect {
-			c.Live = obj
-			correct = append(correct, c)
+		if policy != tsync.DriftCorrect {
+			continue
 		}
+		if appliers := d.Appliers(); len(appliers) > 0 {
+			// Another tool owns these fields through server-side apply:
+			// it means to. Reported, not fought over.
+			open.correctErr = fmt.Sprintf("not put back: %s own the fields through server-side apply; annotate the object %s (the fields, or \"true\") to take them", strings.Join(appliers, ", "), contract.ForceConflictsAnnotation)
+			continue
+		}
+		if next := l.fights[id].next(); now.Before(next) {
+			later = earliest(later, next)
+			r.markDirty(id)
+			continue
+		}
+		c.Live = obj
+		correct = append(correct, c)
 	}
 	if len(correct) > 0 {
-		r.correct(ctx, correct)
+		r.correct(ctx, correct, now)
+	}
+	if !later.IsZero() {
+		r.wakeAt(later)
 	}
 	r.publishHealth()
 	r.publishDrift()
 }
 
-// correct puts drifted objects back.
-func (r *runner) correct(ctx context.Context, changes []*tsync.Change) {
+// correct puts drifted objects back, and remembers when, for the backoff.
+func (r *runner) correct(ctx context.Context, changes []*tsync.Change, now time.Time) {
+	for _, c := range changes {
+		f := r.live.fights[c.ID]
+		if f == nil || now.Sub(f.last) > fightWindow {
+			f = &fight{}
+			r.live.fights[c.ID] = f
+		}
+		f.n++
+		f.last = now
+	}
 	opts := r.syncOptions()
 	writes, err := r.a.syncer.Correct(ctx, opts, changes)
-	now := time.Now()
 	for _, c := range changes {
 		open := r.live.drift[c.ID]
 		if open == nil {
@@ -237,18 +312,37 @@ func (r *runner) correct(ctx context.Context, changes []*tsync.Change) {
 	r.a.event(r.cfg, eventNormal, contract.EventDriftCorrected, "put back %d drifted objects (%d writes): %s", len(changes), writes, joinShort(names))
 }
 
-// driftPolicy is the object's drift policy: its tether.dev/drift
-// annotation (live, else in git), else the sync's.
-func driftPolicy(cfg config.Sync, c *tsync.Change, live *unstructured.Unstructured) string {
-	for _, u := range []*unstructured.Unstructured{live, c.Desired} {
-		if u == nil {
-			continue
-		}
-		if p := u.GetAnnotations()[contract.DriftAnnotation]; slices.Contains(config.DriftPolicies, p) {
-			return p
-		}
+// markDirty queues id for the next checkLive.
+func (r *runner) markDirty(id object.ObjMetadata) {
+	r.live.dirtyMu.Lock()
+	r.live.dirty[id] = true
+	r.live.dirtyMu.Unlock()
+}
+
+// wakeAt pokes the runner's live slot at t (or earlier, when a wake-up is
+// already due before).
+func (r *runner) wakeAt(t time.Time) {
+	l := &r.live
+	if l.wake != nil && !l.wakeTime.After(t) && time.Now().Before(l.wakeTime) {
+		return
 	}
-	return cfg.Drift
+	if l.wake != nil {
+		l.wake.Stop()
+	}
+	l.wakeTime = t
+	l.wake = time.AfterFunc(time.Until(t), func() {
+		select {
+		case l.ch <- struct{}{}:
+		default:
+		}
+	})
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // publishHealth updates status and metrics with the health from the cache.
@@ -271,6 +365,9 @@ func (r *runner) publishDrift() {
 	var out []DriftStatus
 	var objs []metrics.DriftObject
 	for id, d := range r.live.drift {
+		if d.policy == tsync.DriftIgnore {
+			continue
+		}
 		st := DriftStatus{Object: contract.ObjectRef(id), ID: id, Policy: d.policy, Deleted: d.drift.Deleted, Managers: d.drift.ManagerNames(), Since: d.since, CorrectionError: d.correctErr}
 		if !d.corrected.IsZero() {
 			t := d.corrected
@@ -288,11 +385,11 @@ func (r *runner) publishDrift() {
 }
 
 // keepDrifted returns the changes whose drift a reconcile must keep
-// (policy warn).
+// (policies warn and ignore).
 func (r *runner) keepDrifted() map[object.ObjMetadata]*tsync.Change {
 	var out map[object.ObjMetadata]*tsync.Change
 	for id, d := range r.live.drift {
-		if d.policy != config.DriftWarn {
+		if d.policy == tsync.DriftCorrect {
 			continue
 		}
 		if c, ok := r.live.applied[id]; ok {
@@ -306,19 +403,15 @@ func (r *runner) keepDrifted() map[object.ObjMetadata]*tsync.Change {
 }
 
 // cacheCanSkip reports whether the cache can stand in for the LIST of the
-// skip path: it watches every object of the sync, and no correction is
-// outstanding. why says why not.
+// skip path: it watches every object of the sync, and no correction
+// failed. (Drift that waits for its correction backoff is handled when the
+// backoff ends, not by a reconcile.) why says why not.
 func (r *runner) cacheCanSkip() (bool, string) {
 	if r.live.applied == nil {
 		return false, "nothing applied yet"
 	}
 	if r.live.needsReconcile {
 		return false, "a drift correction failed"
-	}
-	for _, d := range r.live.drift {
-		if d.policy == config.DriftCorrect {
-			return false, "drift waits for correction"
-		}
 	}
 	return r.a.live.Ready(r.cfg.Name)
 }

@@ -124,7 +124,10 @@ func (r *runner) start(ctx context.Context, wait <-chan struct{}) {
 func (r *runner) stop() {
 	r.cancel()
 	<-r.done
-	r.a.live.Forget(r.cfg.Name)
+	r.a.live.Forget(r.cfg.Name, r)
+	if r.live.wake != nil {
+		r.live.wake.Stop()
+	}
 	if r.release != nil {
 		r.release()
 	}

@@ -108,13 +108,13 @@ type fakeLive struct {
 	notify  func(live.Event)
 }
 
-func (f *fakeLive) Follow(_ string, refs []live.Ref, notify func(live.Event)) {
+func (f *fakeLive) Follow(_ string, _ any, refs []live.Ref, notify func(live.Event)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.refs, f.notify = refs, notify
 }
 
-func (f *fakeLive) Forget(string) {}
+func (f *fakeLive) Forget(string, any) {}
 
 func (f *fakeLive) Ready(string) (bool, string) {
 	f.mu.Lock()

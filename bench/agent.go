@@ -42,8 +42,9 @@ type agentSync struct {
 		} `json:"commit"`
 	} `json:"applied"`
 	LastAttempt *struct {
-		Outcome string `json:"outcome"`
-		Error   string `json:"error"`
+		At      time.Time `json:"at"`
+		Outcome string    `json:"outcome"`
+		Error   string    `json:"error"`
 		Phases  []struct {
 			Phase    string `json:"phase"`
 			Duration string `json:"duration"`

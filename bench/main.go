@@ -147,6 +147,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if ctx.Err() == nil {
 		failed = b.imagesStep(ctx) || failed // images.go
 	}
+	var live *agentLive
+	if ctx.Err() == nil {
+		a := b.agentLive(ctx) // agentlive.go
+		live = &a
+		failed = failed || a.err != nil || a.drift.err != nil
+	}
 	var sc *scaleResults
 	if *scale && ctx.Err() == nil {
 		sc = b.runScale(ctx)
@@ -156,7 +162,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return ctx.Err()
 	}
 	fmt.Fprintln(stdout)
-	b.report(stdout, defaults, sc)
+	b.report(stdout, defaults, live, sc)
 	if *keep {
 		fmt.Fprintf(stdout, "\nlogs: %s (tool output: <tool>/step<N>.log; audit log: cluster/audit.log)\n", work)
 	}

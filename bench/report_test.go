@@ -32,7 +32,7 @@ func TestReportTargets(t *testing.T) {
 		fakeTool("cli-utils", [4]time.Duration{300 * s}, [4]int{4616}, [4]int{1002}),
 	}}
 	var out bytes.Buffer
-	(&bench{}).report(&out, su, nil)
+	(&bench{}).report(&out, su, nil, nil)
 	got := out.String()
 	for _, want := range []string{
 		"PASS  unchanged re-sync writes nothing: 0 writes",
@@ -118,7 +118,9 @@ func TestScaleReport(t *testing.T) {
 		}},
 		agent: agentAtScale{objects: 5000, wall: 20 * s, rssKiB: 140 << 10, peakKiB: 160 << 10},
 		many: manySyncs{syncs: 100, objectsEach: 50, first: 90 * s, push: 30 * s, webhookTriggered: 100,
-			idle: requestCounts{Requests: 60, ByResource: map[string]int{"update leases": 30, "get leases": 30}}, idleWindow: time.Minute,
+			idle: idleRun{window: time.Minute, polls: 6, skipped: 600, cpu: 3 * s, counts: requestCounts{Requests: 61,
+				ByVerb:     map[string]int{"update": 30, "get": 30, "watch": 1},
+				ByResource: map[string]int{"update leases": 30, "get leases": 30, "watch configmaps": 1}}},
 			rssKiB: 200 << 10, peakKiB: 250 << 10},
 		build: buildAtScale{documents: 4000, kustomizeVersion: "v5.7.1", identical: true,
 			tether: buildRun{wall: 80 * s, rssKiB: 120 << 10, cpu: 90 * s}, kustomize: buildRun{wall: 160 * s, rssKiB: 100 << 10, cpu: 150 * s}},
@@ -130,9 +132,10 @@ func TestScaleReport(t *testing.T) {
 	for _, want := range []string{
 		"PASS  5,000 objects: peak RSS of tether sync --once at most 150 MiB: 100.0 MiB",
 		"MISS  5,000 objects: peak RSS of the agent at most 150 MiB: 160.0 MiB (after the sync 140.0 MiB)",
-		"PASS  100 syncs x 50 objects: peak RSS of the agent at most 300 MiB: 250.0 MiB; push to all applied 30.00s, 60.0 requests per minute idle",
+		"PASS  100 syncs x 50 objects: peak RSS of the agent at most 300 MiB: 250.0 MiB; push to all applied 30.00s, 61.0 requests per minute idle",
 		"PASS  build of 4,000 documents at most 1.0x the kustomize CLI's time: 0.50x (1m20.0s vs 2m40.0s)",
-		"requests while idle:                        60.0 per minute (60 in 1m0s: get leases 30, update leases 30)",
+		"requests while idle:                        61.0 per minute (61 in 1m00.0s): 0 LISTs, 0 dry runs, 1 watch request, 60 for the leader lease",
+		"(get leases 30, update leases 30, watch configmaps 1); 6 polls (ref listings), 600 skipped reconciles, agent CPU 3.00s",
 		"kustomize v5.7.1 build  2m40.0s",
 	} {
 		if !strings.Contains(got, want) {

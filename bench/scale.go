@@ -72,9 +72,8 @@ type manySyncs struct {
 	push time.Duration
 	// webhookTriggered is how many syncs the webhook's answer named.
 	webhookTriggered int
-	// idle are the agent's requests in idleWindow with nothing to do.
-	idle            requestCounts
-	idleWindow      time.Duration
+	// idle is the agent's cost over idleWindow with nothing to do.
+	idle            idleRun
 	rssKiB, peakKiB int64
 	err             error
 }
@@ -185,7 +184,7 @@ func (b *bench) agentAtScale(ctx context.Context) (a agentAtScale) {
 // that commit.
 func (b *bench) manySyncs(ctx context.Context) (m manySyncs) {
 	set := folderSet()
-	m.syncs, m.objectsEach, m.idleWindow = manySyncCount, set.total(), idleWindow
+	m.syncs, m.objectsEach = manySyncCount, set.total()
 	fmt.Fprintf(b.out, "bench: agent: %d syncs of %d objects from one repository\n", m.syncs, m.objectsEach)
 	defer func() {
 		if m.err != nil {
@@ -258,17 +257,14 @@ func (b *bench) manySyncs(ctx context.Context) (m manySyncs) {
 
 	// Idle: nothing changes in git or in the cluster.
 	b.settle(ctx)
-	if m.idle, m.err = b.countWhile(ctx, b.ids.tether, func() error {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(m.idleWindow):
-			return nil
-		}
-	}); m.err != nil {
+	names := make([]string, m.syncs)
+	for i := range names {
+		names[i] = folder(i)
+	}
+	if m.idle, m.err = b.measureIdle(ctx, p, srv, names); m.err != nil {
 		return m
 	}
-	fmt.Fprintf(b.out, "bench: agent: idle for %s: %d requests (%s)\n", m.idleWindow, m.idle.Requests, m.idle.resourceSummary())
+	fmt.Fprintf(b.out, "bench: agent: idle: %s; %d polls; CPU %s (%s)\n", m.idle.summary(), m.idle.polls, formatDuration(m.idle.cpu), m.idle.counts.resourceSummary())
 
 	// One push that touches every folder, and the webhook a git host
 	// would send for it.

@@ -199,7 +199,7 @@ func (s Sync) SyncOptions(inventoryNamespace string) tsync.Options {
 		PruneProtected:     slices.Clone(s.PruneProtected),
 		Wait:               s.Wait,
 		Timeout:            s.Timeout,
-		CorrectDrift:       s.Drift == DriftCorrect,
+		DriftPolicy:        s.Drift,
 	}
 }
 

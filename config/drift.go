@@ -11,26 +11,25 @@ import (
 )
 
 // Drift policies (defaults.drift, syncs[].drift, and per object the
-// tether.dev/drift annotation).
+// tether.dev/drift annotation), as package sync defines them.
 const (
 	// DriftCorrect puts a drifted object back at once (the default).
-	DriftCorrect = "correct"
+	DriftCorrect = tsync.DriftCorrect
 	// DriftWarn keeps the change and keeps reporting it, until git
 	// changes the object.
-	DriftWarn = "warn"
-	// DriftIgnore neither reports nor corrects.
-	DriftIgnore = "ignore"
+	DriftWarn = tsync.DriftWarn
+	// DriftIgnore keeps the change without reporting it, until git
+	// changes the object.
+	DriftIgnore = tsync.DriftIgnore
 )
 
-// DriftPolicies lists the policies, for messages.
-var DriftPolicies = []string{DriftCorrect, DriftWarn, DriftIgnore}
-
 func checkDriftPolicy(s string) string {
-	if slices.Contains(DriftPolicies, s) {
+	policies := tsync.DriftPolicies()
+	if slices.Contains(policies, s) {
 		return ""
 	}
-	msg := fmt.Sprintf("%q is not a drift policy: want one of %s", s, strings.Join(DriftPolicies, ", "))
-	if sug := suggest(s, DriftPolicies); sug != "" {
+	msg := fmt.Sprintf("%q is not a drift policy: want one of %s", s, strings.Join(policies, ", "))
+	if sug := suggest(s, policies); sug != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", sug)
 	}
 	return msg

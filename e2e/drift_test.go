@@ -131,12 +131,39 @@ func TestDrift(t *testing.T) {
 	ctx := context.Background()
 	admin := c.Client
 	cfgPath := filepath.Join(t.TempDir(), "tether.yaml")
+	dirs := map[string]string{}
 	sync := func(name, policy string, hpa bool) string {
+		dirs[name] = driftApp(t, name, "registry.example.com/web:1.0", hpa)
 		return fmt.Sprintf("  - name: %s\n    source:\n      localPath: %s\n      interval: 5s\n    namespace: %s\n    drift: %s\n    wait: false\n",
-			name, driftApp(t, name, "registry.example.com/web:1.0", hpa), name, policy)
+			name, dirs[name], name, policy)
 	}
 	writeFileAtomically(t, cfgPath, agentConfig(sync("drift-correct", "correct", true)+sync("drift-warn", "warn", false)+sync("drift-ignore", "ignore", false)))
 	p := startAgent(t, sa.Kubeconfig, cfgPath, "--leader-elect=false")
+	// commit changes a file of a sync's folder, as a new revision would,
+	// and waits until the sync applied it.
+	commit := func(t *testing.T, sync, file, old, new string) {
+		t.Helper()
+		path := filepath.Join(dirs[sync], file)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := p.syncStatus(sync)
+		if err != nil || before.Applied == nil {
+			t.Fatalf("status %+v: %v", before, err)
+		}
+		writeFileAtomically(t, path, strings.Replace(string(data), old, new, 1))
+		eventually(t, 2*time.Minute, sync+" applies the new revision", func() error {
+			s, err := p.syncStatus(sync)
+			if err != nil {
+				return err
+			}
+			if s.Applied == nil || s.Applied.Revision == before.Applied.Revision {
+				return fmt.Errorf("applied %+v, last attempt %+v", s.Applied, s.LastAttempt)
+			}
+			return nil
+		})
+	}
 	for _, name := range []string{"drift-correct", "drift-warn", "drift-ignore"} {
 		eventually(t, 2*time.Minute, name+" applied and healthy", func() error {
 			s, err := p.syncStatus(name)
@@ -252,6 +279,22 @@ func TestDrift(t *testing.T) {
 		if v, _ := metricValue(p.metrics(), `tether_drift_info{kind="Deployment",manager="kubectl-set",name="web",namespace="drift-warn",sync="drift-warn"}`); v != 1 {
 			t.Errorf("tether_drift_info for the kept drift: %v", v)
 		}
+		// A commit that leaves the Deployment alone keeps the hotfix; one
+		// that changes it wins.
+		commit(t, ns, "cm.yaml", `"v1"`, `"v2"`)
+		if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:hotfix" {
+			t.Errorf("image %q (%v) after a commit that left the Deployment alone, want the hotfix kept", img, err)
+		}
+		commit(t, ns, "deploy.yaml", "registry.example.com/web:1.0", "registry.example.com/web:2.0")
+		if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:2.0" {
+			t.Errorf("image %q (%v) after git changed the Deployment, want git's", img, err)
+		}
+		eventually(t, time.Minute, "the drift closed", func() error {
+			if d, err := driftOf(p, ns); err != nil || len(d) != 0 {
+				return fmt.Errorf("open drift %+v (%v)", d, err)
+			}
+			return nil
+		})
 	})
 
 	t.Run("ignore and fresh health", func(t *testing.T) {
@@ -288,6 +331,12 @@ func TestDrift(t *testing.T) {
 		}
 		if n := counter(p, `tether_drift_events_total{action="detected",sync="drift-ignore"}`); n != 0 {
 			t.Errorf("%v drift detections under the policy ignore", n)
+		}
+		// A commit that leaves the Deployment alone applies, and the
+		// change made by hand stays.
+		commit(t, ns, "cm.yaml", `"v1"`, `"v2"`)
+		if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:hotfix" {
+			t.Errorf("image %q (%v) after a commit that left the Deployment alone, want the change kept", img, err)
 		}
 	})
 }

@@ -3,15 +3,12 @@ package images
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -23,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/tether-gitops/tether/source"
 )
 
 // Registry says how to reach one registry host. Credentials are read from
@@ -238,31 +237,15 @@ func (s *Scanner) host(host string, reg Registry) (*hostState, error) {
 	if hs.tr != nil && hs.caKey == key {
 		return hs, nil
 	}
-	var roots *x509.CertPool
-	if len(caPEM) > 0 {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return nil, fmt.Errorf("registry %s: the CA file %s holds no PEM certificate", host, reg.CAFile)
-		}
-		roots = pool
+	tr, err := source.NewTransport(caPEM, http.ProxyFromEnvironment)
+	if err != nil {
+		return nil, fmt.Errorf("registry %s: the CA file %s: %w", host, reg.CAFile, err)
 	}
+	tr.ResponseHeaderTimeout = 30 * time.Second
 	if hs.tr != nil {
 		hs.tr.CloseIdleConnections()
 	}
-	hs.caKey = key
-	hs.tr = &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:     true,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-	}
+	hs.caKey, hs.tr = key, tr
 	return hs, nil
 }
 

@@ -77,6 +77,8 @@ type Cache struct {
 
 // followed is one sync's watches.
 type followed struct {
+	// owner is who follows (a token given to Follow): only it can Forget.
+	owner    any
 	notify   func(Event)
 	watchers map[Ref]*watcher
 }
@@ -105,15 +107,17 @@ func New(client dynamic.Interface, log *slog.Logger) *Cache {
 // Follow makes the cache watch sync's objects in refs (and no others),
 // starting the watches that are new and stopping those no longer needed;
 // notify is called, from the watches' goroutines, for every change after a
-// watch's first list. It never blocks on the API server.
-func (c *Cache) Follow(sync string, refs []Ref, notify func(Event)) {
+// watch's first list. owner identifies the caller (a sync's runner): a
+// later Follow by another owner takes the sync over, and only the current
+// owner's Forget stops it. It never blocks on the API server.
+func (c *Cache) Follow(sync string, owner any, refs []Ref, notify func(Event)) {
 	c.mu.Lock()
 	f := c.syncs[sync]
 	if f == nil {
 		f = &followed{watchers: map[Ref]*watcher{}}
 		c.syncs[sync] = f
 	}
-	f.notify = notify
+	f.owner, f.notify = owner, notify
 	want := map[Ref]bool{}
 	for _, r := range refs {
 		want[r] = true
@@ -136,10 +140,16 @@ func (c *Cache) Follow(sync string, refs []Ref, notify func(Event)) {
 	}
 }
 
-// Forget stops watching sync's objects.
-func (c *Cache) Forget(sync string) {
+// Forget stops watching sync's objects, if owner is the one that follows
+// them (a runner stopping after its replacement started leaves the
+// replacement's watches alone).
+func (c *Cache) Forget(sync string, owner any) {
 	c.mu.Lock()
 	f := c.syncs[sync]
+	if f == nil || f.owner != owner {
+		c.mu.Unlock()
+		return
+	}
 	delete(c.syncs, sync)
 	c.mu.Unlock()
 	if f != nil {
@@ -152,13 +162,13 @@ func (c *Cache) Forget(sync string) {
 // Stop stops every watch.
 func (c *Cache) Stop() {
 	c.mu.Lock()
-	names := make([]string, 0, len(c.syncs))
-	for name := range c.syncs {
-		names = append(names, name)
-	}
+	all := c.syncs
+	c.syncs = map[string]*followed{}
 	c.mu.Unlock()
-	for _, name := range names {
-		c.Forget(name)
+	for _, f := range all {
+		for _, w := range f.watchers {
+			w.halt()
+		}
 	}
 }
 
@@ -186,8 +196,11 @@ func (c *Cache) start(sync string, r Ref) *watcher {
 			}
 			return
 		}
-		if err == nil && was != "" {
-			delete(w.refused, op)
+		if err == nil && len(w.refused) > 0 {
+			// Allowed again. The reflector streams its first list over
+			// the watch and lists only as a fallback, so one success
+			// clears both: a list refused once might never be retried.
+			clear(w.refused)
 			c.log.Info("the API server allows to "+op+" again", "sync", sync, "resource", r.String())
 		}
 	}

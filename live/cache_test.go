@@ -52,7 +52,7 @@ func TestCacheFollowsChanges(t *testing.T) {
 	defer c.Stop()
 	events := make(chan Event, 10)
 	ref := Ref{GVR: cmGVR, Namespace: "app"}
-	c.Follow("web", []Ref{ref}, func(e Event) { events <- e })
+	c.Follow("web", t, []Ref{ref}, func(e Event) { events <- e })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if ok, why := c.WaitReady(ctx, "web"); !ok {
@@ -90,11 +90,16 @@ func TestCacheFollowsChanges(t *testing.T) {
 		t.Errorf("size %d, want 1", n)
 	}
 	// Following nothing stops the watch: Get can no longer answer.
-	c.Follow("web", nil, func(Event) {})
+	c.Follow("web", t, nil, func(Event) {})
 	if _, ok := c.Get("web", ref, "b"); ok {
 		t.Error("Get answers for a ref no longer watched")
 	}
-	c.Forget("web")
+	c.Follow("web", t, []Ref{ref}, func(Event) {})
+	c.Forget("web", "someone else")
+	if ok, _ := c.WaitReady(ctx, "web"); !ok {
+		t.Error("another owner's Forget stopped the watch")
+	}
+	c.Forget("web", t)
 	if ok, _ := c.Ready("web"); ok {
 		t.Error("ready after Forget")
 	}
@@ -109,7 +114,7 @@ func TestCacheReportsRefusedWatch(t *testing.T) {
 	})
 	c := New(client, nil)
 	defer c.Stop()
-	c.Follow("web", []Ref{{GVR: cmGVR, Namespace: "app"}}, func(Event) {})
+	c.Follow("web", t, []Ref{{GVR: cmGVR, Namespace: "app"}}, func(Event) {})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ok, why := c.Ready("web")

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -34,31 +35,14 @@ func (h *httpClients) get(caPEM []byte, caFile string, getenv func(string) strin
 	if h.client != nil && key == h.key {
 		return h.client, nil
 	}
-	var roots *x509.CertPool
-	if len(caPEM) > 0 {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
-		}
-		roots = pool
-	}
 	proxy := (&httpproxy.Config{
 		HTTPProxy:  firstEnv(getenv, "HTTP_PROXY", "http_proxy"),
 		HTTPSProxy: firstEnv(getenv, "HTTPS_PROXY", "https_proxy"),
 		NoProxy:    firstEnv(getenv, "NO_PROXY", "no_proxy"),
 	}).ProxyFunc()
-	tr := &http.Transport{
-		Proxy:                 func(r *http.Request) (*url.URL, error) { return proxy(r.URL) },
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          4,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
+	tr, err := NewTransport(caPEM, func(r *http.Request) (*url.URL, error) { return proxy(r.URL) })
+	if err != nil {
+		return nil, fmt.Errorf("CA file %s: %w", caFile, err)
 	}
 	if h.tr != nil {
 		h.tr.CloseIdleConnections()
@@ -66,6 +50,37 @@ func (h *httpClients) get(caPEM []byte, caFile string, getenv func(string) strin
 	h.key, h.tr = key, tr
 	h.client = &http.Client{Transport: cappedTransport{tr}}
 	return h.client, nil
+}
+
+// NewTransport returns the HTTP transport tether talks to servers it
+// fetches from with (git hosts, registries): TLS 1.2 or later, trusting
+// the system roots and caPEM (a PEM bundle; nil for the system roots
+// only), with bounded dial and handshake timeouts and few idle
+// connections (no header timeout: a git server may think long before it
+// answers a fetch; callers that know better set one). proxy picks the proxy
+// of a request (nil: none).
+func NewTransport(caPEM []byte, proxy func(*http.Request) (*url.URL, error)) (*http.Transport, error) {
+	var roots *x509.CertPool
+	if len(caPEM) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, errors.New("it holds no PEM certificate")
+		}
+		roots = pool
+	}
+	return &http.Transport{
+		Proxy:                 proxy,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}, nil
 }
 
 func firstEnv(getenv func(string) string, names ...string) string {

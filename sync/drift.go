@@ -4,17 +4,49 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	gosync "sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 	"sigs.k8s.io/structured-merge-diff/v6/value"
 
+	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/kube"
 )
+
+// Drift policies: what a sync does when someone changes an object it owns
+// (Options.DriftPolicy, and per object contract.DriftAnnotation).
+const (
+	// DriftCorrect puts a drifted object back at once.
+	DriftCorrect = "correct"
+	// DriftWarn keeps the change, reported, until git changes the object.
+	DriftWarn = "warn"
+	// DriftIgnore keeps the change, unreported, until git changes the
+	// object.
+	DriftIgnore = "ignore"
+)
+
+// DriftPolicies returns the drift policies.
+func DriftPolicies() []string { return []string{DriftCorrect, DriftWarn, DriftIgnore} }
+
+// DriftPolicyOf is an object's drift policy: its tether.dev/drift
+// annotation as the cluster has it, else as git has it, else def.
+func DriftPolicyOf(desired, live *unstructured.Unstructured, def string) string {
+	for _, u := range []*unstructured.Unstructured{live, desired} {
+		if u == nil {
+			continue
+		}
+		if p := u.GetAnnotations()[contract.DriftAnnotation]; slices.Contains(DriftPolicies(), p) {
+			return p
+		}
+	}
+	return def
+}
 
 // Drift is what changed in the cluster in an object a sync owns, since
 // tether last applied it.
@@ -41,6 +73,10 @@ type FieldChange struct {
 	Managers []string
 	// At is when the newest of those managers last wrote, zero if unknown.
 	At time.Time
+	// Appliers are the managers among them that own the field through
+	// server-side apply: they mean to, so tether does not take the field
+	// back from them by force (see Drift.Appliers).
+	Appliers []string
 }
 
 // String is one line: "spec.replicas: 2 → 3 by kubectl (Update, scale)".
@@ -74,6 +110,21 @@ func (d *Drift) Summary() string {
 		parts[i] = f.String()
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Appliers returns the managers that own drifted fields through
+// server-side apply (another tool that means to own them), sorted.
+func (d *Drift) Appliers() []string {
+	var out []string
+	for _, f := range d.Fields {
+		for _, m := range f.Appliers {
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // ManagerNames returns the managers behind the drift, sorted and
@@ -117,10 +168,12 @@ func (r IgnoreRule) matches(c *Change) bool {
 		(r.Namespace == "" || r.Namespace == c.ID.Namespace) && (r.Name == "" || r.Name == c.ID.Name)
 }
 
-// covers reports whether path is one of the rule's paths or below one.
-func (r IgnoreRule) covers(path string) bool {
-	for _, p := range r.Paths {
-		if path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") {
+// covers reports whether p is one of the rule's paths or below one. The
+// comparison is by whole path elements, so a rule for the annotation
+// "example" does not cover "example.com/x".
+func (r IgnoreRule) covers(p fieldpath.Path) bool {
+	for i := 1; i <= len(p); i++ {
+		if slices.Contains(r.Paths, fieldPathString(p[:i])) {
 			return true
 		}
 	}
@@ -173,7 +226,7 @@ func DetectDrift(c *Change, live *unstructured.Unstructured, ignore []IgnoreRule
 			return // the autoscaler's to change
 		}
 		for _, r := range rules {
-			if r.covers(path) {
+			if r.covers(p) {
 				return
 			}
 		}
@@ -195,6 +248,9 @@ func DetectDrift(c *Change, live *unstructured.Unstructured, ignore []IgnoreRule
 				op += ", " + e.Subresource
 			}
 			fc.Managers = append(fc.Managers, e.Manager+" ("+op+")")
+			if e.Operation == metav1.ManagedFieldsOperationApply {
+				fc.Appliers = append(fc.Appliers, e.Manager)
+			}
 			if e.Time != nil && e.Time.After(fc.At) {
 				fc.At = e.Time.Time
 			}

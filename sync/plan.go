@@ -108,11 +108,14 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 	// The live object, read by the plan's LISTs, may prove that the apply
 	// would change nothing; then no dry run is needed. Whatever it cannot
 	// prove, the server decides.
-	if prev, ok := r.opts.KeepDrifted[c.ID]; ok && sameRendering(prev.Desired, c.Desired) {
+	prev, kept := r.opts.KeepDrifted[c.ID]
+	if kept && sameRendering(prev.Desired, c.Desired) {
 		c.Action, c.Decision, c.owned = ActionUnchanged, DecidedKeptDrift, prev.owned
 		c.Desired = prev.Desired
 		return
 	}
+	// Git changed an object whose drift was kept: git wins.
+	gitChanged := kept
 	c.TakeOver = needsTakeOver(c.Live)
 	proven, why := ProvenUnchanged(c.Desired, c.Live)
 	if proven && !c.TakeOver {
@@ -139,11 +142,20 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 		case mode == forceFields && covered(conflicts, forceFieldList(c.Desired)):
 			c.Force = true
 			pred, err = dryRun()
-		case r.correctsDrift(c) && updatersOnly(c.Live, conflicts):
+		case r.opts.DriftPolicy == "" || !updatersOnly(c.Live, conflicts):
+			// A conflict: outside the agent, or fields another tool
+			// owns through server-side apply.
+		case gitChanged || DriftPolicyOf(c.Desired, c.Live, r.opts.DriftPolicy) == DriftCorrect:
 			// Fields someone changed by hand (kubectl edit, set, scale):
-			// drift, taken back under the policy correct.
+			// drift, taken back.
 			c.Force, c.TakesBack = true, conflicts
 			pred, err = dryRun()
+		default:
+			// The policy warn or ignore keeps the hand-made change: the
+			// object is left as it is.
+			c.Action, c.Decision, c.KeptConflicts = ActionUnchanged, DecidedKeptDrift, conflicts
+			c.owned = tetherFields(c.Live)
+			return
 		}
 	}
 	if err == nil && c.Live != nil && pred.GetResourceVersion() != c.Live.GetResourceVersion() {
@@ -291,20 +303,6 @@ const (
 	forceAll
 	forceFields
 )
-
-// correctsDrift reports whether the plan takes back fields others changed
-// in c: the sync corrects drift (Options.CorrectDrift) and the object's
-// tether.dev/drift annotation does not say otherwise.
-func (r *run) correctsDrift(c *Change) bool {
-	if !r.opts.CorrectDrift {
-		return false
-	}
-	switch c.Desired.GetAnnotations()[contract.DriftAnnotation] {
-	case "warn", "ignore":
-		return false
-	}
-	return true
-}
 
 // updatersOnly reports whether every manager in conflicts ("field
 // (manager)") wrote to live only with plain updates, as people do with

@@ -62,12 +62,16 @@ type Options struct {
 	Concurrency int
 	// DryRun stops after planning (and prune planning): nothing is written.
 	DryRun bool
-	// CorrectDrift makes the plan take back fields other managers changed
-	// with plain updates (kubectl edit, set, scale, patch) instead of
-	// failing on the conflict: the drift policy correct. Fields owned by a
-	// manager that applies (server-side apply) stay conflicts, and an
-	// object annotated tether.dev/drift: warn or ignore is left alone.
-	CorrectDrift bool
+	// DriftPolicy is the sync's drift policy (DriftCorrect, DriftWarn,
+	// DriftIgnore; an object's tether.dev/drift annotation overrides it),
+	// or "" outside the agent. It decides what the plan does with fields
+	// other managers changed with plain updates (kubectl edit, set, scale,
+	// patch): under correct it takes them back; under warn and ignore it
+	// keeps them (the object is left as it is, and the kept fields are
+	// listed in Change.KeptConflicts) unless git changed the object since
+	// (KeepDrifted), and then git wins. With "" they are conflicts. Fields
+	// owned by another manager through server-side apply stay conflicts.
+	DriftPolicy string
 	// KeepDrifted holds, for objects whose drift the sync keeps (drift
 	// policy warn), the Change of the reconcile that last applied them: an
 	// object whose rendering has not changed since is left as it is in the
@@ -180,8 +184,12 @@ type Change struct {
 	// those are applied.
 	Deferred bool
 	// TakesBack lists the fields ("field (manager)") others changed with
-	// plain updates that this apply takes back (Options.CorrectDrift).
+	// plain updates that this apply takes back (Options.DriftPolicy).
 	TakesBack []string
+	// KeptConflicts lists the fields ("field (manager)") others changed
+	// with plain updates that the drift policy warn or ignore keeps: the
+	// object is left as it is (Options.DriftPolicy).
+	KeptConflicts []string
 	// TakeOver is set when the live object was last written by
 	// client-side kubectl apply: before applying, tether removes kubectl's
 	// field managers (taking their fields) and its last-applied
