@@ -70,12 +70,16 @@ func newRunner(a *Agent, cfg config.Sync) (*runner, error) {
 		shared, err := a.sources.acquire(cfg.Source, func(dir string) (*source.Git, error) {
 			opts := cfg.Source.GitOptions(dir)
 			opts.Getenv, opts.Logger = a.opts.Getenv, a.log.With("source", source.Redact(cfg.Source.URL), "ref", cfg.Source.Ref.String())
+			// Several syncs may render one checkout while newer ones are
+			// published (a render waits its turn behind others): keep a
+			// few more than the current and the previous one.
+			opts.KeepCheckouts = sharedCheckouts
 			return source.NewGit(opts)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("sync %s: %w", cfg.Name, err)
 		}
-		r.src, r.release = shared, shared.release
+		r.src, r.release = shared, func() { shared.release(r) }
 		r.status.Source = source.Redact(cfg.Source.URL)
 		r.status.Ref = cfg.Source.Ref.String()
 	} else {
@@ -307,12 +311,21 @@ func (r *runner) record(started time.Time, a *Attempt) {
 	})
 }
 
+// gitStats reports the source's git counters under the sync's name. A
+// source shared by several syncs is reported by one of them (the first
+// to ask), so sums over syncs count each fetch once; the others keep their
+// baseline current, so that one taking over later does not report the
+// source's history again.
 func (r *runner) gitStats() {
-	if g, ok := r.src.(interface{ Stats() source.Stats }); ok {
-		now := g.Stats()
-		r.a.metrics.Git(r.cfg.Name, r.prevStats, now)
-		r.prevStats = now
+	g, ok := r.src.(interface{ Stats() source.Stats })
+	if !ok {
+		return
 	}
+	now := g.Stats()
+	if sg, shared := r.src.(*sharedGit); !shared || sg.reports(r) {
+		r.a.metrics.Git(r.cfg.Name, r.prevStats, now)
+	}
+	r.prevStats = now
 }
 
 func (r *runner) update(fn func(*SyncStatus)) {

@@ -27,6 +27,9 @@ type sources struct {
 	shared map[string]*sharedGit
 }
 
+// sharedCheckouts is how many checkouts a shared source keeps on disk.
+const sharedCheckouts = 4
+
 func newSources(dataDir string) *sources {
 	return &sources{dir: filepath.Join(dataDir, "sources"), shared: map[string]*sharedGit{}}
 }
@@ -84,9 +87,11 @@ type sharedGit struct {
 
 	users int // guarded by owner.mu
 
-	mu      gosync.Mutex // guards running and next
+	mu      gosync.Mutex // guards running, next and reporter
 	running bool
 	next    *fetchCall
+	// reporter is the user that reports the source's counters.
+	reporter any
 	runs    gosync.WaitGroup
 }
 
@@ -145,11 +150,27 @@ func (sg *sharedGit) run(c *fetchCall) {
 // Stats returns the source's counters (shared by its syncs).
 func (sg *sharedGit) Stats() source.Stats { return sg.stats() }
 
-// release drops one user; the last one stops the source and waits for its
+// reports reports whether user is the one that reports the source's
+// counters, making it that one when none is.
+func (sg *sharedGit) reports(user any) bool {
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	if sg.reporter == nil {
+		sg.reporter = user
+	}
+	return sg.reporter == user
+}
+
+// release drops user; the last one stops the source and waits for its
 // fetch to end, so that a sync starting again on the same source never
 // shares its folder with a fetch still running (the checkout stays on
 // disk, to resume from).
-func (sg *sharedGit) release() {
+func (sg *sharedGit) release(user any) {
+	sg.mu.Lock()
+	if sg.reporter == user {
+		sg.reporter = nil
+	}
+	sg.mu.Unlock()
 	ss := sg.owner
 	ss.mu.Lock()
 	defer ss.mu.Unlock()

@@ -94,6 +94,10 @@ func TestSourcesAreSharedByKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One user reports the shared counters; when it leaves, another does.
+	if !a.reports("a") || a.reports("b") {
+		t.Error("the first user to ask does not report alone")
+	}
 	other := src
 	other.Ref = source.Ref{Branch: "dev"}
 	c, err := ss.acquire(other, newGit)
@@ -103,13 +107,16 @@ func TestSourcesAreSharedByKey(t *testing.T) {
 	if a != b || a == c || made != 2 {
 		t.Fatalf("shared %v, separate %v, made %d", a == b, a != c, made)
 	}
-	a.release()
+	a.release("a")
 	if _, ok := ss.shared[a.key]; !ok {
 		t.Error("released while a user remains")
 	}
-	b.release()
+	if !b.reports("b") {
+		t.Error("the remaining user does not take over reporting")
+	}
+	b.release("b")
 	if _, ok := ss.shared[a.key]; ok {
 		t.Error("kept after its last user left")
 	}
-	c.release()
+	c.release("c")
 }

@@ -102,6 +102,9 @@ type driftRun struct {
 	writes int
 	// writeSummary lists them by verb and resource.
 	writeSummary string
+	// detections and corrections are how many times the agent's metrics
+	// counted the drift found and put back over the same window.
+	detections, corrections float64
 	err          error
 }
 
@@ -391,6 +394,9 @@ func (b *bench) driftStep(ctx context.Context, p *agentProc) (d driftRun) {
 	case <-time.After(driftQuiet):
 	}
 	end := time.Now()
+	if text, err := p.metrics(); err == nil {
+		d.detections, d.corrections = counter(text, driftDetected)-detected0, counter(text, driftCorrected)-corrected0
+	}
 	select {
 	case <-ctx.Done():
 	case <-time.After(auditGrace):
@@ -547,7 +553,8 @@ func (a *agentLive) report(w io.Writer) {
 	fmt.Fprintf(w, "                      %q\n", d.message)
 	fmt.Fprintf(w, "    put back:         %s after the patch (the object as git has it; the %q metric after %s)\n",
 		formatDuration(d.restored), driftCorrected, formatDuration(d.corrected))
-	fmt.Fprintf(w, "    writes:           %s (%s); Events and the leader lease left out\n", plural(d.writes, "write"), d.writeSummary)
+	fmt.Fprintf(w, "    writes:           %s (%s); Events and the leader lease left out; by its metrics found %.0f and put back %.0f times\n",
+		plural(d.writes, "write"), d.writeSummary, d.detections, d.corrections)
 	fmt.Fprintf(w, "    tether says:      %q\n", d.said)
 }
 

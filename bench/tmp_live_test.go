@@ -13,7 +13,8 @@ import (
 
 func TestTmpLive(t *testing.T) {
 	ctx := context.Background()
-	work := t.TempDir()
+	work, _ := os.MkdirTemp("/tmp/b2", "work-")
+	t.Log("work", work)
 	c, err := cluster.Start(ctx, cluster.Options{BinDir: "/tmp/b2/bin", Dir: filepath.Join(work, "cluster"), Audit: true, Log: prefixWriter{w: os.Stdout, prefix: "bench: "}})
 	if err != nil {
 		t.Fatal(err)

@@ -69,6 +69,7 @@ func NewGit(opts GitOptions) (*Git, error) {
 	if err != nil {
 		return nil, fmt.Errorf("git source %s: %w", ep.display, err)
 	}
+	pub.keep = opts.KeepCheckouts
 	g := &Git{opts: opts, ep: ep, pub: pub}
 	g.log = opts.Logger.With("url", ep.display, "ref", opts.Ref.String())
 	var meta gitMeta

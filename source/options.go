@@ -75,6 +75,11 @@ type GitOptions struct {
 	// directories and submodules each count one; default DefaultMaxFiles.
 	// A fetched pack may hold at most twice MaxFiles plus 1024 objects.
 	MaxFiles int
+	// KeepCheckouts is how many checkouts stay on disk, the current one
+	// included; default 2. A reader (a render) that got the path of an
+	// older one can keep reading it while KeepCheckouts-1 newer ones are
+	// published: raise it when several syncs read one source.
+	KeepCheckouts int
 	// Getenv reads the environment variables named in Auth and the proxy
 	// variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY); nil means an empty
 	// environment.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +24,8 @@ import (
 // A checkout is written under tmp, renamed into checkouts (a complete tree
 // appears at once), then a new symlink is renamed over current (rename(2)
 // is atomic, so a reader of current sees the old tree or the new one, never
-// neither). The current and the previous checkout are kept; older ones are
+// neither). The current and the previous checkout are kept (more when
+// several readers share the source: keep); older ones are
 // removed. Callers serialize calls.
 //
 // Before the rename every file and directory of the checkout is synced to
@@ -34,8 +36,15 @@ import (
 // checkout again.
 type publisher struct {
 	root, checkouts, tmp, link string
-	// current and previous are names under checkouts ("" if none).
-	current, previous string
+	// current is the name under checkouts of the current checkout ("" if
+	// none); older are the names of earlier ones still kept, newest
+	// first, at most keep-1 of them.
+	current string
+	older   []string
+	// keep is how many checkouts stay on disk (2: the current and the
+	// previous one): a reader that got an older path keeps reading it
+	// while up to keep-1 newer ones are published.
+	keep int
 	// digest is the recorded content digest of current.
 	digest string
 	// lastStamp keeps checkout names increasing even if the clock steps
@@ -158,7 +167,13 @@ func (p *publisher) publish(ctx context.Context, staged, prefix string, meta any
 		return "", err
 	}
 	if p.current != name {
-		p.previous, p.current = p.current, name
+		if p.current != "" {
+			p.older = append([]string{p.current}, p.older...)
+		}
+		if n := max(p.keep, 2) - 1; len(p.older) > n {
+			p.older = p.older[:n]
+		}
+		p.current = name
 	}
 	p.digest = digest
 	p.prune()
@@ -275,8 +290,8 @@ func (p *publisher) verify(ctx context.Context) error {
 	return nil
 }
 
-// prune removes every checkout but the current and the previous one.
-// Failures are left for the next publish.
+// prune removes every checkout but the current one and the older ones
+// kept. Failures are left for the next publish.
 func (p *publisher) prune() {
 	entries, err := os.ReadDir(p.checkouts)
 	if err != nil {
@@ -284,7 +299,7 @@ func (p *publisher) prune() {
 	}
 	for _, e := range entries {
 		name := strings.TrimSuffix(e.Name(), ".json")
-		if name == p.current || name == p.previous {
+		if name == p.current || slices.Contains(p.older, name) {
 			continue
 		}
 		_ = os.RemoveAll(filepath.Join(p.checkouts, e.Name()))

@@ -84,6 +84,29 @@ func TestPublishKeepsCurrentAndPrevious(t *testing.T) {
 	}
 }
 
+// A publisher told to keep more keeps that many of the newest checkouts,
+// for readers that render an older one while newer ones are published.
+func TestPublishKeepsMore(t *testing.T) {
+	p, err := openPublisher(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.keep = 4
+	var dirs []string
+	for i := range 7 {
+		dir, err := p.publish(context.Background(), stageFiles(t, p, 1, strconv.Itoa(i)), "rev", testMeta{Revision: strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	for i, dir := range dirs {
+		if _, err := os.Stat(dir); (i >= 3) != (err == nil) {
+			t.Errorf("checkout %d: exists=%v, want kept=%v", i, err == nil, i >= 3)
+		}
+	}
+}
+
 // Readers racing a publisher that never stops: every read through the
 // current symlink sees a complete checkout of one revision (never a
 // missing link, never a mix or an empty folder), and a checkout a reader

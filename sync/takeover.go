@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -103,16 +104,36 @@ func escapePointer(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
-// takeOver sends takeOverPatch for c.
+// takeOverTries bounds the attempts of a take-over whose object keeps
+// changing under it (a controller updating status).
+const takeOverTries = 3
+
+// takeOver sends takeOverPatch for c. When the object changed since it was
+// read (the patch's resourceVersion test fails), it reads it again and
+// retries, a few times.
 func (r *run) takeOver(ctx context.Context, c *Change) error {
-	patch, err := takeOverPatch(c.Live, c.Desired.GetAPIVersion())
-	if err != nil {
-		return fmt.Errorf("taking over from kubectl: %w", err)
+	client := r.resource(c.GVR, c.ID.Namespace)
+	live := c.Live
+	for try := 1; ; try++ {
+		patch, err := takeOverPatch(live, c.Desired.GetAPIVersion())
+		if err != nil {
+			return fmt.Errorf("taking over from kubectl: %w", err)
+		}
+		_, err = client.Patch(ctx, c.ID.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: contract.FieldManager})
+		if err == nil {
+			r.s.log.Info("took over from kubectl", "sync", r.opts.Name, "object", c.Ref())
+			return nil
+		}
+		if try == takeOverTries || !(apierrors.IsInvalid(err) || apierrors.IsConflict(err)) {
+			return fmt.Errorf("taking over from kubectl (removing its field managers and %s): %w", contract.LastAppliedAnnotation, apiMessage(err))
+		}
+		fresh, gerr := client.Get(ctx, c.ID.Name, metav1.GetOptions{})
+		if gerr != nil {
+			return fmt.Errorf("taking over from kubectl: reading it again: %w", apiMessage(gerr))
+		}
+		if !needsTakeOver(fresh) {
+			return nil
+		}
+		live = fresh
 	}
-	_, err = r.resource(c.GVR, c.ID.Namespace).Patch(ctx, c.ID.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: contract.FieldManager})
-	if err != nil {
-		return fmt.Errorf("taking over from kubectl (removing its field managers and %s): %w", contract.LastAppliedAnnotation, apiMessage(err))
-	}
-	r.s.log.Info("took over from kubectl", "sync", r.opts.Name, "object", c.Ref())
-	return nil
 }

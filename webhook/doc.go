@@ -45,6 +45,7 @@
 //	                                    that secret follows that repository (or has that name), or
 //	                                    an event other than push and ping: nothing happens
 //	400  {"error":"..."}               the body is not the expected JSON, or X-GitHub-Event is missing
+//	                                    (to a sender that signs with one of our secrets; 401 otherwise)
 //	401  {"error":"..."}               the signature is missing, malformed, or made with none of the
 //	                                    receiver's secrets, whatever the body names
 //	404                                 another path
@@ -52,7 +53,8 @@
 //	413                                 a body larger than Options.MaxBody (1 MiB by default)
 //	429                                 this address sent too many refused requests (see below);
 //	                                    Retry-After says when to come back
-//	503                                 too many deliveries being read at once; Retry-After: 1
+//	503                                 too many deliveries being read at once, in all or from this
+//	                                    address (a quarter of the slots each); Retry-After: 1
 //
 // A 202 says nothing about why nothing happened. Each target has its own
 // secret; a delivery triggers exactly the matching targets whose secret
@@ -65,7 +67,8 @@
 // Every delivery's body is read (at most MaxBody) and its signature checked
 // before anything else is decided: HMAC is cheap next to what a flood could
 // block. Refused deliveries (4xx) draw from a token bucket per source
-// address (Options.RateLimit, Options.Burst); past it, that address's
+// address (an IPv6 address counts as its /64) (Options.RateLimit,
+// Options.Burst); past it, that address's
 // refusals are answered 429 and logged once a minute, not one by one.
 // Deliveries that verify are never limited and draw nothing from the bucket,
 // so unsigned requests, even from the same address (behind an ingress every

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"net/http"
 	"net/url"
 	"slices"
@@ -91,8 +92,9 @@ type Options struct {
 	// Burst is the refused deliveries one source address may send at once;
 	// default DefaultBurst.
 	Burst int
-	// MaxInFlight bounds the deliveries being read at once; more answer 503.
-	// Default DefaultMaxInFlight.
+	// MaxInFlight bounds the deliveries being read at once, and a quarter
+	// of it those from one address (so a few slow senders cannot hold every
+	// slot); more answer 503. Default DefaultMaxInFlight.
 	MaxInFlight int
 	// Now is the clock of the rate limiter; default time.Now.
 	Now func() time.Time
@@ -110,7 +112,7 @@ type Receiver struct {
 	maxBody  int64
 	now      func() time.Time
 	targets  atomic.Pointer[index]
-	inFlight chan struct{}
+	inFlight *inFlight
 	refusals *refusals
 	// registries and triggerImages serve RegistryPath (registry.go).
 	registries    atomic.Pointer[[]RegistryTarget]
@@ -155,7 +157,7 @@ func New(opts Options) *Receiver {
 		log:      opts.Logger,
 		maxBody:  opts.MaxBody,
 		now:      opts.Now,
-		inFlight: make(chan struct{}, opts.MaxInFlight),
+		inFlight: &inFlight{max: opts.MaxInFlight, perAddress: max(1, opts.MaxInFlight/4), by: map[string]int{}},
 		refusals: newRefusals(rate.Limit(opts.RateLimit), opts.Burst, maxAddresses),
 	}
 	r.targets.Store(&index{})
@@ -219,15 +221,13 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, errorResponse{Error: "use POST"})
 		return
 	}
-	select {
-	case r.inFlight <- struct{}{}:
-		defer func() { <-r.inFlight }()
-	default:
+	if !r.inFlight.enter(addr) {
 		w.Header().Set("Retry-After", "1")
 		log.Warn("webhook refused", "outcome", "too many deliveries in flight")
 		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: "busy"})
 		return
 	}
+	defer r.inFlight.leave(addr)
 	o := r.receive(req, endpoint, handle, r.refusals.hasBudget(addr, r.now()))
 	if o.status >= 400 {
 		if ok, wait, report := r.refusals.charge(addr, r.now()); !ok {
@@ -280,14 +280,26 @@ func (r *Receiver) receive(req *http.Request, endpoint string, handle func(*http
 	return handle(req, body, sig, scanAll)
 }
 
-// sourceAddress is the host part of a remote address. Behind a proxy or an
-// ingress every delivery has the proxy's address: refusals are then
-// counted together, which still never refuses a delivery that verifies.
+// sourceAddress is who sent a delivery, for the per-address limits: the
+// host part of the remote address, an IPv6 address reduced to its /64
+// (one host may own a whole /64, and would otherwise have a fresh budget
+// per address). Behind a proxy or an ingress every delivery has the
+// proxy's address: refusals are then counted together, which still never
+// refuses a delivery that verifies.
 func sourceAddress(remote string) string {
-	if host, _, err := net.SplitHostPort(remote); err == nil {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Is4() || ip.Is4In6() {
 		return host
 	}
-	return remote
+	prefix, err := ip.Prefix(64)
+	if err != nil {
+		return host
+	}
+	return prefix.String()
 }
 
 // outcome is what a handler decided about one delivery.
@@ -409,6 +421,18 @@ func (r *Receiver) decide(o outcome, candidates []Target, body, sig []byte, scan
 	return o
 }
 
+// malformed answers a delivery that cannot be read as asked: 400 saying
+// why, to a sender that signs with one of the receiver's secrets; 401 to
+// any other, which learns nothing about the body's shape.
+func (r *Receiver) malformed(o outcome, body, sig []byte, scanAll bool, result, msg string) outcome {
+	if scanAll && r.knownSigner(nil, body, sig) {
+		o.status, o.result, o.clientError = http.StatusBadRequest, result, msg
+		return o
+	}
+	o.status, o.result, o.clientError = http.StatusUnauthorized, "invalid signature, "+result, "invalid signature"
+	return o
+}
+
 // knownSigner reports whether sig was made with any of the receiver's
 // secrets other than the candidates' (already tried), in constant time per
 // secret.
@@ -439,22 +463,19 @@ type githubPush struct {
 func (r *Receiver) github(req *http.Request, body, sig []byte, scanAll bool) outcome {
 	o := outcome{event: req.Header.Get(GitHubEventHeader), delivery: req.Header.Get(GitHubDeliveryHeader)}
 	if o.event == "" {
-		o.status, o.result, o.clientError = http.StatusBadRequest, "no event", "missing "+GitHubEventHeader+" header"
-		return o
+		return r.malformed(o, body, sig, scanAll, "no event", "missing "+GitHubEventHeader+" header")
 	}
 	payload := body
 	if ct, _, _ := strings.Cut(req.Header.Get("Content-Type"), ";"); strings.TrimSpace(ct) == "application/x-www-form-urlencoded" {
 		form, err := url.ParseQuery(string(body))
 		if err != nil || !form.Has("payload") {
-			o.status, o.result, o.clientError = http.StatusBadRequest, "bad form", "invalid form body: want payload=<JSON>"
-			return o
+			return r.malformed(o, body, sig, scanAll, "bad form", "invalid form body: want payload=<JSON>")
 		}
 		payload = []byte(form.Get("payload"))
 	}
 	var ev githubPush
 	if err := json.Unmarshal(payload, &ev); err != nil {
-		o.status, o.result, o.clientError = http.StatusBadRequest, "bad JSON", "invalid JSON body"
-		return o
+		return r.malformed(o, body, sig, scanAll, "bad JSON", "invalid JSON body")
 	}
 	idx := r.targets.Load()
 	var candidates []Target
@@ -491,12 +512,10 @@ func (r *Receiver) generic(_ *http.Request, body, sig []byte, scanAll bool) outc
 	dec.DisallowUnknownFields()
 	var gr genericRequest
 	if err := dec.Decode(&gr); err != nil || dec.More() {
-		o.status, o.result, o.clientError = http.StatusBadRequest, "bad JSON", `invalid JSON body: want {"repository": "<url>"} or {"sync": "<name>"}`
-		return o
+		return r.malformed(o, body, sig, scanAll, "bad JSON", `invalid JSON body: want {"repository": "<url>"} or {"sync": "<name>"}`)
 	}
 	if (gr.Repository == "") == (gr.Sync == "") {
-		o.status, o.result, o.clientError = http.StatusBadRequest, "bad request", `set exactly one of "repository" and "sync"`
-		return o
+		return r.malformed(o, body, sig, scanAll, "bad request", `set exactly one of "repository" and "sync"`)
 	}
 	idx := r.targets.Load()
 	var candidates []Target

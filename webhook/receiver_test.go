@@ -497,6 +497,53 @@ func TestRefusedRequestsAreNotLoggedOneByOne(t *testing.T) {
 	}
 }
 
+// One IPv6 host may own a whole /64: its addresses share one budget.
+func TestSourceAddress(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7:40000":            "192.0.2.7",
+		"[2001:db8:1:2::7]:443":      "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff::1]:443": "2001:db8:1:2::/64",
+		"[::ffff:192.0.2.7]:80":      "::ffff:192.0.2.7",
+		"not an address":             "not an address",
+	} {
+		if got := sourceAddress(in); got != want {
+			t.Errorf("sourceAddress(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A malformed delivery from a sender that knows no secret gets 401, like
+// any other: only a sender that signs with one of ours learns what is
+// wrong with its body.
+func TestMalformedDeliveriesNeedASignature(t *testing.T) {
+	r := New(Options{})
+	r.SetTargets(testTargets())
+	for _, tc := range []struct {
+		name, path, body, event, secret string
+		want                            int
+	}{
+		{"bad JSON, unknown secret", GenericPath, `{`, "", "nope", 401},
+		{"bad JSON, our secret", GenericPath, `{`, "", secretName, 400},
+		{"no event header, unknown secret", GitHubPath, appPush, "", "nope", 401},
+		{"no event header, our secret", GitHubPath, appPush, "", secretApp, 400},
+	} {
+		req := httptest.NewRequest("POST", tc.path, strings.NewReader(tc.body))
+		header := SignatureHeader
+		if tc.path == GitHubPath {
+			header = GitHubSignatureHeader
+		}
+		req.Header.Set(header, Sign([]byte(tc.secret), []byte(tc.body)))
+		if tc.event != "" {
+			req.Header.Set(GitHubEventHeader, tc.event)
+		}
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, rec.Code, tc.want)
+		}
+	}
+}
+
 func TestRefusalTableIsBounded(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f := newRefusals(1, 2, 3)
@@ -513,14 +560,37 @@ func TestRefusalTableIsBounded(t *testing.T) {
 }
 
 func TestBusyReceiverAnswers503(t *testing.T) {
-	r := New(Options{MaxInFlight: 1})
+	r := New(Options{MaxInFlight: 8})
 	r.SetTargets(testTargets())
-	r.inFlight <- struct{}{} // one delivery being read
-	req := httptest.NewRequest("POST", GenericPath, strings.NewReader(`{"sync":"byname"}`))
-	rec := httptest.NewRecorder()
-	r.ServeHTTP(rec, req)
-	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
-		t.Errorf("status %d (Retry-After %q), want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	body := `{"sync":"byname"}`
+	send := func(addr string) int {
+		req := httptest.NewRequest("POST", GenericPath, strings.NewReader(body))
+		req.RemoteAddr = addr
+		req.Header.Set(SignatureHeader, Sign([]byte(secretName), []byte(body)))
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	// One address holds its share of the slots (a quarter: 2) with slow
+	// bodies: its next delivery waits, another address's does not.
+	r.inFlight.enter("192.0.2.1")
+	r.inFlight.enter("192.0.2.1")
+	if code := send("192.0.2.1:1"); code != 503 {
+		t.Errorf("a third delivery from one address: %d, want 503", code)
+	}
+	if code := send("198.51.100.9:1"); code != 200 {
+		t.Errorf("a delivery from another address: %d, want 200", code)
+	}
+	// Every slot taken: 503 for everyone.
+	for i := 0; i < 6; i++ {
+		r.inFlight.enter(fmt.Sprintf("203.0.113.%d", i))
+	}
+	if code := send("198.51.100.9:1"); code != 503 {
+		t.Errorf("all slots taken: %d, want 503", code)
+	}
+	r.inFlight.leave("192.0.2.1")
+	if code := send("192.0.2.1:1"); code != 200 {
+		t.Errorf("a slot came back: %d, want 200", code)
 	}
 }
 

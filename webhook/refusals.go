@@ -95,3 +95,35 @@ func (f *refusals) makeRoom(now time.Time) {
 		delete(f.addrs, oldest)
 	}
 }
+
+// inFlight counts the deliveries being read, in all and per source
+// address.
+type inFlight struct {
+	max, perAddress int
+
+	mu    sync.Mutex
+	total int
+	by    map[string]int
+}
+
+// enter takes a slot for a delivery from addr, or says there is none.
+func (f *inFlight) enter(addr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.total >= f.max || f.by[addr] >= f.perAddress {
+		return false
+	}
+	f.total++
+	f.by[addr]++
+	return true
+}
+
+// leave gives back the slot of a delivery from addr.
+func (f *inFlight) leave(addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.total--
+	if f.by[addr]--; f.by[addr] <= 0 {
+		delete(f.by, addr)
+	}
+}
