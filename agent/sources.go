@@ -92,7 +92,7 @@ type sharedGit struct {
 	next    *fetchCall
 	// reporter is the user that reports the source's counters.
 	reporter any
-	runs    gosync.WaitGroup
+	runs     gosync.WaitGroup
 }
 
 // fetchCall is one fetch, shared by the callers waiting for it.

@@ -100,12 +100,13 @@ type driftRun struct {
 	// writes are tether's writes from the patch until driftQuiet after
 	// the object was back, Events and the leader lease left out.
 	writes int
-	// writeSummary lists them by verb and resource.
-	writeSummary string
+	// writeSummary lists them by verb and resource, and requests every
+	// request of tether's in the window.
+	writeSummary, requests string
 	// detections and corrections are how many times the agent's metrics
 	// counted the drift found and put back over the same window.
 	detections, corrections float64
-	err          error
+	err                     error
 }
 
 // reported is when tether first reported the drift: its Event or its
@@ -407,6 +408,7 @@ func (b *bench) driftStep(ctx context.Context, p *agentProc) (d driftRun) {
 		return d
 	}
 	d.writes, d.writeSummary = counts.writesExcept("events", "leases")
+	d.requests = counts.resourceSummary()
 	fmt.Fprintf(b.out, "bench: agent: drift reported %s after the change, put back %s after it, %s (%s)\n",
 		formatDuration(d.reported()), formatDuration(d.restored), plural(d.writes, "write"), d.writeSummary)
 	return d
@@ -555,6 +557,7 @@ func (a *agentLive) report(w io.Writer) {
 		formatDuration(d.restored), driftCorrected, formatDuration(d.corrected))
 	fmt.Fprintf(w, "    writes:           %s (%s); Events and the leader lease left out; by its metrics found %.0f and put back %.0f times\n",
 		plural(d.writes, "write"), d.writeSummary, d.detections, d.corrections)
+	fmt.Fprintf(w, "    all requests:     %s\n", d.requests)
 	fmt.Fprintf(w, "    tether says:      %q\n", d.said)
 }
 
