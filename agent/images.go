@@ -13,6 +13,7 @@ import (
 	gosync "sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -34,6 +35,8 @@ const (
 	reasonImageHeld          = "ImageHeld"
 	reasonImageRolledOut     = "ImageRolledOut"
 	reasonImageRolloutFailed = "ImageRolloutFailed"
+	// reasonImageRolloutUnknown: the gate could not read the workload.
+	reasonImageRolloutUnknown = "ImageRolloutUnknown"
 )
 
 // Timing of image automation.
@@ -303,15 +306,18 @@ func (ia *imageAutomation) notify(host, repository string) []string {
 	ia.mu.Lock()
 	defer ia.mu.Unlock()
 	var names []string
-	for name, l := range ia.scans {
-		if config.RegistryHost(l.pol.Policy.Image) != host {
-			continue
-		}
-		if _, path, _ := strings.Cut(l.pol.Policy.Image, "/"); path != repository {
+	// Both sides in go-containerregistry's canonical form: Docker Hub's
+	// official images are library/NAME whichever way they are written.
+	if r, err := name.NewRepository(host + "/" + repository); err == nil {
+		repository = r.RepositoryStr()
+	}
+	for policy, l := range ia.scans {
+		r, err := name.NewRepository(l.pol.Policy.Image)
+		if err != nil || r.RegistryStr() != host || r.RepositoryStr() != repository {
 			continue
 		}
 		poke(l.trigger)
-		names = append(names, name)
+		names = append(names, policy)
 	}
 	return names
 }
@@ -522,6 +528,16 @@ func (ia *imageAutomation) round(ctx context.Context, u *updater) error {
 		return nil
 	})
 	if err != nil {
+		if round.Commit != "" {
+			// The commit is pushed: apply it now, and say that what it
+			// wrote is not remembered (a manual rollback of it is not
+			// recognised until a later round records it).
+			if round.Branch == s.Source.Ref.Branch {
+				ia.a.Trigger(s.Name)
+			}
+			err = fmt.Errorf("pushed %s to %s (%s), but saving the image records failed, so a manual rollback of this change is not recognised: %w",
+				shortCommit(round.Commit), round.Branch, describeChanges(plan.Changes), err)
+		}
 		return ia.roundFailed(s, started, round, err)
 	}
 	for name, pp := range plan.Policies {
@@ -566,7 +582,7 @@ func (ia *imageAutomation) roundFailed(s config.Sync, started time.Time, round *
 	ia.a.event(s, eventWarning, reasonImageUpdateFailed, "image write-back failed: %v", err)
 	status := &ImageWriteBackStatus{At: started, Error: err.Error(), Refused: errors.Is(err, source.ErrPushRefused)}
 	if round != nil {
-		status.Branch, status.Base, status.Tries = round.Branch, round.Base, round.Tries
+		status.Branch, status.Base, status.Commit, status.Tries = round.Branch, round.Base, round.Commit, round.Tries
 		for _, p := range round.Problems {
 			status.Problems = append(status.Problems, p.String())
 		}
@@ -691,15 +707,17 @@ func (ia *imageAutomation) resume(ctx context.Context, cfg *config.Config) {
 }
 
 // follow runs the rollout gate for one workload in the background and
-// records the outcome.
+// records the outcome. ctx is the term of leadership it runs for: once
+// that term ended (lead's stop waits for the followers), nothing starts.
+// Each policy of the image follows it: its record has its own rollout.
 func (ia *imageAutomation) follow(ctx context.Context, s config.Sync, policy string, r images.Rollout) {
 	id, ok := images.ParseWorkload(r.Workload)
 	if !ok {
 		return
 	}
-	key := s.Name + "|" + r.Workload + "|" + r.Container + "|" + r.Image
+	key := s.Name + "|" + policy + "|" + r.Workload + "|" + r.Container + "|" + r.Image
 	ia.mu.Lock()
-	if ia.follows[key] {
+	if ia.ctx != ctx || ia.follows[key] {
 		ia.mu.Unlock()
 		return
 	}
@@ -745,7 +763,10 @@ func (ia *imageAutomation) follow(ctx context.Context, s config.Sync, policy str
 		ia.a.metrics.ImageState(s.Name, policy, pr.Hold != nil, len(pr.Failed))
 		switch outcome {
 		case images.RolloutSuperseded:
-			ia.log.Info("image rollout superseded", "sync", s.Name, "workload", r.Workload, "image", r.Image)
+			ia.log.Info("image rollout superseded", "sync", s.Name, "workload", r.Workload, "image", r.Image, "reason", msg)
+		case images.RolloutUnknown:
+			ia.log.Warn("image rollout not observed; the tag stays eligible", "sync", s.Name, "workload", r.Workload, "tag", r.Tag, "reason", msg)
+			ia.a.event(s, eventWarning, reasonImageRolloutUnknown, "the rollout of %s in %s (policy %s) was not observed: %s; the tag is not remembered as failed", r.Image, r.Workload, policy, msg)
 		case images.RolloutFailed:
 			ia.a.metrics.ImageRollout(s.Name, policy, metrics.OutcomeFailed)
 			ia.log.Error("image rollout failed; the tag will not be proposed again", "sync", s.Name, "workload", r.Workload, "tag", r.Tag, "reason", msg)

@@ -48,7 +48,8 @@ type ImagePolicySyncStatus struct {
 	// InGit is the newest tag the sync's marked values hold (newest
 	// write-back round).
 	InGit string `json:"inGit,omitempty"`
-	// Running is the tag applied to the sync's workloads.
+	// Running is the tag applied to the sync's workloads (their tags,
+	// sorted and comma-separated, when they differ).
 	Running string `json:"running,omitempty"`
 	// Target is the tag the newest round moved (or would move) to.
 	Target string `json:"target,omitempty"`
@@ -166,13 +167,16 @@ func (ia *imageAutomation) policySyncStatus(p config.ImagePolicy, s config.Sync)
 		out.Hold = pp.Held
 	}
 	if st.records != nil {
+		var running []string
 		for _, imgs := range st.records.Workloads {
 			for _, image := range imgs {
 				if name, tag := images.SplitImage(image); name == p.Policy.Image && tag != "" {
-					used, out.Running = true, tag
+					used, running = true, append(running, tag)
 				}
 			}
 		}
+		slices.Sort(running)
+		out.Running = strings.Join(slices.Compact(running), ", ")
 		if pr := st.records.Policies[p.Policy.Name]; pr != nil {
 			used = true
 			out.LastWritten, out.LastGood, out.Failed = pr.LastWritten, pr.LastGood, pr.Failed

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	gosync "sync"
@@ -40,6 +41,36 @@ type openDrift struct {
 	// why it could not.
 	corrected  time.Time
 	correctErr string
+	// fromPlan is set for drift a plan found and kept (warn, ignore)
+	// rather than the cache (tsync.Change.KeptDrift).
+	fromPlan bool
+}
+
+// reportDrift logs, records as an Event and counts an object's drift,
+// unless it was reported as it is already.
+func (r *runner) reportDrift(c *tsync.Change, open *openDrift) {
+	summary := open.drift.Summary()
+	if summary == open.summary {
+		return
+	}
+	open.summary = summary
+	r.a.log.Warn("drift", "sync", r.cfg.Name, "object", c.Ref(), "policy", open.policy, "drift", summary)
+	r.a.event(r.cfg, eventWarning, contract.EventDriftDetected, "%s %s: %s (policy %s)", c.ID.GroupKind.Kind, refName(c.ID), summary, open.policy)
+	r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftDetected)
+	if open.policy == tsync.DriftWarn {
+		r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftKept)
+	}
+}
+
+// mergeDrift adds to a the fields of b it does not list.
+func mergeDrift(a, b *tsync.Drift) *tsync.Drift {
+	out := &tsync.Drift{Deleted: a.Deleted || b.Deleted, Fields: slices.Clone(a.Fields)}
+	for _, f := range b.Fields {
+		if !slices.ContainsFunc(out.Fields, func(g tsync.FieldChange) bool { return g.Path == f.Path }) {
+			out.Fields = append(out.Fields, f)
+		}
+	}
+	return out
 }
 
 // liveRunner is the part of a runner that follows its objects through the
@@ -104,25 +135,28 @@ func (r *runner) follow(res *tsync.Result) {
 			refs = append(refs, ref)
 		}
 	}
-	for id := range l.drift {
-		if c, ok := l.applied[id]; !ok || c.Written {
-			// Gone from git, or applied again: the drift is over.
+	for id, d := range l.drift {
+		c, ok := l.applied[id]
+		// Gone from git, or applied again: the drift is over. Drift the
+		// plan found and kept is over when a plan no longer keeps it.
+		if !ok || c.Written || d.fromPlan && c.Decision != tsync.DecidedKeptDrift {
 			delete(l.drift, id)
 		}
 	}
 	now := time.Now()
 	for _, c := range res.Changes {
-		if len(c.KeptConflicts) == 0 || l.drift[c.ID] != nil {
+		if c.KeptDrift == nil || l.drift[c.ID] != nil {
 			continue
 		}
 		// Changed by hand before this agent knew the object (a restart):
 		// the policy keeps the change; what the plan saw is the record.
-		d := &tsync.Drift{}
-		for _, kc := range c.KeptConflicts {
-			field, manager, _ := strings.Cut(kc, " (")
-			d.Fields = append(d.Fields, tsync.FieldChange{Path: field, Managers: []string{strings.TrimSuffix(manager, ")")}})
+		// The cache cannot see it (tether's fields at the plan no longer
+		// hold the changed ones), so it stays until a plan says otherwise.
+		open := &openDrift{drift: c.KeptDrift, policy: tsync.DriftPolicyOf(c.Desired, nil, r.cfg.Drift), since: now, fromPlan: true}
+		l.drift[c.ID] = open
+		if open.policy != tsync.DriftIgnore {
+			r.reportDrift(c, open)
 		}
-		l.drift[c.ID] = &openDrift{drift: d, policy: tsync.DriftPolicyOf(c.Desired, nil, r.cfg.Drift), since: now, summary: d.Summary()}
 	}
 	l.needsReconcile = false
 	r.a.live.Follow(r.cfg.Name, r, refs, r.onLive)
@@ -133,6 +167,40 @@ func (r *runner) follow(res *tsync.Result) {
 	}
 	r.wakeAt(now)
 	r.publishDrift()
+}
+
+// rebaseFailed brings the drift baseline up to date after a reconcile that
+// failed (it does not follow): an object it wrote is compared from now on
+// with what it wrote, and one gone from its revision (pruned, orphaned or
+// kept) is no longer compared. Compared with the last successful reconcile
+// instead, a field the new revision removed, or a prune, would look like
+// drift, and its correction would put the old revision back (and bring a
+// pruned object back, one the saved inventory no longer lists). A new
+// object it wrote is followed after the next successful reconcile.
+func (r *runner) rebaseFailed(res *tsync.Result) {
+	l := &r.live
+	if l.applied == nil || res == nil {
+		return
+	}
+	changed := false
+	for _, c := range res.Changes {
+		if _, ok := l.applied[c.ID]; ok && c.Written {
+			c.Live, c.Predicted = nil, nil // as in follow
+			l.applied[c.ID] = c
+			delete(l.drift, c.ID) // applied again: the drift is over
+			changed = true
+		}
+	}
+	for _, p := range res.Pruned {
+		if _, ok := l.applied[p.ID]; ok {
+			delete(l.applied, p.ID)
+			delete(l.drift, p.ID)
+			changed = true
+		}
+	}
+	if changed {
+		r.publishDrift()
+	}
 }
 
 // onLive is called by the cache for every change of a followed object.
@@ -219,6 +287,13 @@ func (r *runner) checkLive(ctx context.Context) {
 			r.a.log.Warn("cannot tell drift", "sync", r.cfg.Name, "object", c.Ref(), "error", err)
 			continue
 		}
+		if open := l.drift[id]; open != nil && open.fromPlan {
+			// Found and kept by the plan: the plan says when it is over.
+			if d != nil {
+				open.drift = mergeDrift(open.drift, d)
+			}
+			continue
+		}
 		if d == nil {
 			if open := l.drift[id]; open != nil {
 				r.a.log.Info("drift resolved", "sync", r.cfg.Name, "object", c.Ref())
@@ -235,15 +310,7 @@ func (r *runner) checkLive(ctx context.Context) {
 		if policy == tsync.DriftIgnore {
 			continue // kept, unreported, until git changes the object
 		}
-		if summary := d.Summary(); summary != open.summary {
-			open.summary = summary
-			r.a.log.Warn("drift", "sync", r.cfg.Name, "object", c.Ref(), "policy", policy, "drift", summary)
-			r.a.event(r.cfg, eventWarning, contract.EventDriftDetected, "%s %s: %s (policy %s)", c.ID.GroupKind.Kind, refName(c.ID), summary, policy)
-			r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftDetected)
-			if policy == tsync.DriftWarn {
-				r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftKept)
-			}
-		}
+		r.reportDrift(c, open)
 		if policy != tsync.DriftCorrect {
 			continue
 		}

@@ -259,6 +259,7 @@ func (r *runner) reconcile(parent context.Context) error {
 	if err != nil {
 		attempt.Outcome, attempt.Phase, attempt.Error = metrics.OutcomeFailure, res.Phase, err.Error()
 		r.observed = nil
+		r.rebaseFailed(res)
 		log.Error("reconcile failed", "revision", art.Revision, "phase", res.Phase, "error", err)
 		var guard *tsync.GuardError
 		if errors.As(err, &guard) {

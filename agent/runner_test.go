@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	gosync "sync"
 	"testing"
 	"time"
@@ -32,7 +36,13 @@ type fakeReconciler struct {
 	calls   []string // "reconcile REVISION" or "drifted"
 	drifted bool
 	err     error // returned by Reconcile
-	done    chan string
+	// written marks the change written, and a pruned object, in a
+	// reconcile that fails (err set): one that failed after its apply.
+	written bool
+	// kept makes the plan keep drift it found (the policy warn after a
+	// restart): the change is DecidedKeptDrift with KeptDrift set.
+	kept *tsync.Drift
+	done chan string
 }
 
 func newFakeReconciler() *fakeReconciler {
@@ -42,15 +52,23 @@ func newFakeReconciler() *fakeReconciler {
 func (f *fakeReconciler) Reconcile(_ context.Context, opts tsync.Options, in tsync.Input) (*tsync.Result, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, "reconcile "+in.Revision)
-	err := f.err
+	err, written, kept := f.err, f.written, f.kept
 	f.mu.Unlock()
 	dep := deployment(1)
 	id := object.UnstructuredToObjMetadata(dep)
 	res := &tsync.Result{Sync: opts.Name, Revision: in.Revision, Observed: map[object.ObjMetadata]string{id: "1"},
 		Changes: []*tsync.Change{{ID: id, Desired: dep, Action: tsync.ActionUnchanged, GVR: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, Namespaced: true}},
 		Health:  map[object.ObjMetadata]health.Result{id: {Status: health.Healthy, Message: "ready"}}, Status: health.Healthy}
+	if kept != nil {
+		res.Changes[0].Decision, res.Changes[0].KeptDrift = tsync.DecidedKeptDrift, kept
+	}
 	if err != nil {
 		res.Phase, res.Err = "apply", err
+		if written {
+			res.Phase = "health"
+			res.Changes[0].Written = true
+			res.Pruned = []tsync.PruneOutcome{{ID: prunedID, Action: tsync.ActionPrune}}
+		}
 	}
 	f.done <- in.Revision
 	return res, err
@@ -424,4 +442,123 @@ func TestRunnerReadsTheCache(t *testing.T) {
 	if got := f.take(); !slices.Equal(got, []string{"drifted"}) {
 		t.Errorf("calls %v without the cache, want [drifted]", got)
 	}
+}
+
+// prunedID is the object fakeReconciler prunes in a reconcile that fails
+// after its apply.
+var prunedID = object.ObjMetadata{Namespace: "app", Name: "old", GroupKind: schema.GroupKind{Group: "apps", Kind: "Deployment"}}
+
+// A reconcile that fails after writing (a health timeout, a refused prune)
+// moves the drift baseline of what it wrote to what it wrote, and drops
+// what it pruned: compared with the last successful reconcile, the new
+// revision's changes and its prunes would look like drift, and correcting
+// them would put the old revision back.
+func TestFailedReconcileRebasesDrift(t *testing.T) {
+	a, f := testAgent(t, time.Minute)
+	src := &fakeSource{rev: "main@sha1:1", dir: t.TempDir()}
+	r := &runner{a: a, cfg: localSync(t, "web", false), src: src, trigger: make(chan struct{}, 1), done: make(chan struct{}), live: newLiveRunner()}
+	ctx := context.Background()
+	if err := r.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := object.UnstructuredToObjMetadata(deployment(1))
+	if r.live.applied[id] == nil {
+		t.Fatalf("%s not followed after a successful reconcile", id)
+	}
+	// As if the first revision had applied the object pruned now, with
+	// open drift on both.
+	r.live.applied[prunedID] = &tsync.Change{ID: prunedID, Desired: deployment(1)}
+	r.live.drift[id] = &openDrift{drift: &tsync.Drift{Deleted: true}, policy: tsync.DriftWarn}
+	r.live.drift[prunedID] = &openDrift{drift: &tsync.Drift{Deleted: true}, policy: tsync.DriftWarn}
+	r.publishDrift()
+	if d := r.snapshot().Drift; len(d) != 2 {
+		t.Fatalf("status shows drift %+v, want 2 objects", d)
+	}
+	f.mu.Lock()
+	f.err, f.written = errors.New("health timed out"), true
+	f.mu.Unlock()
+	src.set("main@sha1:2")
+	if err := r.reconcile(ctx); err == nil {
+		t.Fatal("the reconcile did not fail")
+	}
+	if c := r.live.applied[id]; c == nil || !c.Written {
+		t.Errorf("%s is compared with %+v, not with what the failed reconcile wrote", id, c)
+	}
+	if r.live.applied[prunedID] != nil {
+		t.Errorf("%s, pruned, is still compared with the last successful reconcile", prunedID)
+	}
+	for _, gone := range []object.ObjMetadata{id, prunedID} {
+		if r.live.drift[gone] != nil {
+			t.Errorf("%s still has open drift", gone)
+		}
+	}
+	if d := r.snapshot().Drift; len(d) != 0 {
+		t.Errorf("status shows drift %+v", d)
+	}
+}
+
+// Drift a plan finds and keeps (warn, after a restart: the watches never
+// saw the change happen) is reported, stays open while the cache sees
+// nothing (tether's fields at the plan no longer hold the changed ones),
+// is passed to the next plan to keep, and closes when a plan no longer
+// keeps it.
+func TestDriftKeptByThePlan(t *testing.T) {
+	a, f := testAgent(t, time.Minute)
+	fl := a.live.(*fakeLive)
+	src := &fakeSource{rev: "main@sha1:1", dir: t.TempDir()}
+	cfg := localSync(t, "web", false)
+	cfg.Drift = tsync.DriftWarn
+	r := &runner{a: a, cfg: cfg, src: src, trigger: make(chan struct{}, 1), done: make(chan struct{}), live: newLiveRunner()}
+	ctx := context.Background()
+	f.kept = &tsync.Drift{Fields: []tsync.FieldChange{{Path: "spec.template.spec.containers[name=app].image", Desired: "web:1.0", Live: "web:hotfix", Managers: []string{"kubectl-set (Update)"}}}}
+	if err := r.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := object.UnstructuredToObjMetadata(deployment(1))
+	if d := r.snapshot().Drift; len(d) != 1 || !strings.Contains(strings.Join(d[0].Fields, ";"), "web:1.0 → web:hotfix") {
+		t.Fatalf("status shows drift %+v, want the kept image", d)
+	}
+	if n := counterValue(t, a.metrics, `tether_drift_events_total{action="detected",sync="web"}`); n != 1 {
+		t.Errorf("%v detections counted, want 1", n)
+	}
+	// The cache sees the object as the plan did: no drift by its fields.
+	fl.mu.Lock()
+	fl.ready = true
+	fl.mu.Unlock()
+	fl.set(deployment(1))
+	r.checkLive(ctx)
+	if r.live.drift[id] == nil {
+		t.Fatal("the cache closed drift the plan found")
+	}
+	if kept := r.keepDrifted(); kept[id] == nil {
+		t.Errorf("the next plan is not told to keep %s", id)
+	}
+	// A plan that no longer keeps it (the change was undone): closed.
+	f.mu.Lock()
+	f.kept = nil
+	f.mu.Unlock()
+	src.set("main@sha1:2")
+	if err := r.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := r.snapshot().Drift; len(d) != 0 {
+		t.Errorf("status shows drift %+v after a plan that kept nothing", d)
+	}
+}
+
+// counterValue reads one series from the metrics' text exposition.
+func counterValue(t *testing.T, m *metrics.Metrics, series string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	return 0
 }

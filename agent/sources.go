@@ -30,8 +30,13 @@ type sources struct {
 // sharedCheckouts is how many checkouts a shared source keeps on disk.
 const sharedCheckouts = 4
 
+// sharedDir is the folder under the data folder that holds shared
+// sources. Syncs have folders of their own names beside it, DNS labels,
+// which never contain '_': no sync's folder is ever this one.
+const sharedDir = "_shared"
+
 func newSources(dataDir string) *sources {
-	return &sources{dir: filepath.Join(dataDir, "sources"), shared: map[string]*sharedGit{}}
+	return &sources{dir: filepath.Join(dataDir, sharedDir), shared: map[string]*sharedGit{}}
 }
 
 // sourceKey identifies what a git source fetches: two syncs with the same
@@ -100,7 +105,8 @@ type fetchCall struct {
 	done chan struct{}
 	art  *source.Artifact
 	err  error
-	// callers counts who waits for it (guarded by sharedGit.mu).
+	// callers counts who waits for it (guarded by sharedGit.mu; read by
+	// tests to know when callers queued).
 	callers int
 }
 

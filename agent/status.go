@@ -1,10 +1,11 @@
 package agent
 
 import (
-	"sigs.k8s.io/cli-utils/pkg/object"
 	"slices"
 	"sort"
 	"time"
+
+	"sigs.k8s.io/cli-utils/pkg/object"
 
 	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/health"

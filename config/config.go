@@ -200,6 +200,7 @@ func (s Sync) SyncOptions(inventoryNamespace string) tsync.Options {
 		Wait:               s.Wait,
 		Timeout:            s.Timeout,
 		DriftPolicy:        s.Drift,
+		IgnoreDifferences:  slices.Clone(s.IgnoreDifferences),
 	}
 }
 

@@ -275,13 +275,14 @@ func (d *decoder) resolveImages(raw *rawConfig, cfg *Config) {
 			d.addf(r.line, p+".host", "required")
 			continue
 		}
-		if first, dup := hosts[r.host.v]; dup {
+		host := canonicalRegistryHost(r.host.v)
+		if first, dup := hosts[host]; dup {
 			d.addf(r.host.line, p+".host", "duplicate registry %q (first at line %d)", r.host.v, first)
 			continue
 		}
-		hosts[r.host.v] = r.host.line
+		hosts[host] = r.host.line
 		reg := Registry{Registry: images.Registry{
-			Host:             r.host.v,
+			Host:             host,
 			DockerConfigFile: cleanFile(r.dockerConfigJSONFile.v),
 			Username:         r.username.v,
 			PasswordFile:     cleanFile(r.passwordFile.v),
@@ -385,6 +386,16 @@ func (d *decoder) resolvePolicy(r *rawImagePolicy, p string) (ImagePolicy, bool)
 		return out, false
 	}
 	return out, true
+}
+
+// canonicalRegistryHost names a registry host as RegistryHost names the
+// host of an image ("docker.io" is "index.docker.io"), so that a
+// registries[] entry applies to the images on it.
+func canonicalRegistryHost(host string) string {
+	if reg, err := name.NewRegistry(host); err == nil {
+		return reg.RegistryStr()
+	}
+	return host
 }
 
 // checkRegistryHost accepts host[:port].

@@ -51,6 +51,24 @@ func TestExampleImages(t *testing.T) {
 	}
 }
 
+// A registries[] entry for docker.io applies to Docker Hub's images, which
+// go-containerregistry names index.docker.io.
+func TestRegistryDockerHubAlias(t *testing.T) {
+	const sync = "  - name: a\n    source:\n      url: https://h/r\n"
+	yaml := head + sync + "registries:\n  - host: docker.io\n    username: robot\n    passwordFile: /etc/tether/hub/password\n"
+	cfg, err := Parse("tether.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Registry(RegistryHost("docker.io/library/nginx")); got.Username != "robot" {
+		t.Errorf("Registry(%q) = %+v, want the docker.io entry", RegistryHost("docker.io/library/nginx"), got)
+	}
+	dup := head + sync + "registries:\n  - host: docker.io\n  - host: index.docker.io\n"
+	if _, err := Parse("tether.yaml", []byte(dup)); err == nil || !strings.Contains(err.Error(), `duplicate registry "index.docker.io"`) {
+		t.Errorf("docker.io and index.docker.io: %v", err)
+	}
+}
+
 func TestImageDefaults(t *testing.T) {
 	yaml := head + "  - name: a\n    source:\n      url: https://h/r\n    path: overlays/dev\n    imageUpdates: {}\n" +
 		"imagePolicies:\n  - name: p\n    image: reg.example.com/app\n    semver: '>=1.0.0'\n"

@@ -61,7 +61,8 @@ type DigestFunc func(policy, tag string) (string, error)
 
 // Decide plans one write-back round of a sync, purely: sites are the
 // sync's marked values, policies the configured policies, best the
-// newest scan's best tags per policy (best first), rec the sync's
+// newest successful scan's best tags per policy (best first; a policy
+// not scanned successfully yet is absent), rec the sync's
 // records. It moves values forward only: a value is changed when the
 // target is newer than the tag it holds under the policy (or the tag is
 // not the policy's kind at all). Tags that failed a rollout are never
@@ -87,7 +88,8 @@ func Decide(sites []Site, policies map[string]*Policy, best map[string][]string,
 	slices.Sort(names)
 	for _, name := range names {
 		p, ps := policies[name], byPolicy[name]
-		pp := decidePolicy(p, ps, best[name], rec.Policy(name), now)
+		b, scanned := best[name]
+		pp := decidePolicy(p, ps, b, scanned, rec.Policy(name), now)
 		plan.Policies[name] = pp
 		if pp.Target == "" {
 			continue
@@ -106,8 +108,9 @@ func Decide(sites []Site, policies map[string]*Policy, best map[string][]string,
 	return plan
 }
 
-// decidePolicy chooses the target tag of one policy and keeps the hold.
-func decidePolicy(p *Policy, sites []Site, best []string, pr *PolicyRecord, now time.Time) *PolicyPlan {
+// decidePolicy chooses the target tag of one policy and keeps the hold;
+// scanned is false while no scan of the policy's repository succeeded.
+func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *PolicyRecord, now time.Time) *PolicyPlan {
 	pp := &PolicyPlan{}
 	var rollback *Site
 	for i, s := range sites {
@@ -154,6 +157,8 @@ func decidePolicy(p *Policy, sites []Site, best []string, pr *PolicyRecord, now 
 		}
 	}
 	switch {
+	case target == "" && !scanned:
+		pp.Reason = "no successful scan of " + p.Image + " yet"
 	case target == "" && len(best) == 0:
 		pp.Reason = "no tag matches the policy"
 	case target == "":

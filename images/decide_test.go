@@ -26,6 +26,8 @@ func TestDecide(t *testing.T) {
 		released bool
 		reason   string
 		problems []string
+		// unscanned leaves the policy out of the scans' results.
+		unscanned bool
 	}{
 		{name: "moves forward", yaml: file("image: reg/web:1.0.0 # tether:image web"), best: []string{"1.1.0", "1.0.0"},
 			changes: []string{"1: reg/web:1.0.0 → reg/web:1.1.0"}, target: "1.1.0"},
@@ -51,6 +53,7 @@ func TestDecide(t *testing.T) {
 			rec:  &Records{Policies: map[string]*PolicyRecord{"web": {Hold: &Hold{Tag: "1.0.0", From: "1.1.0", Location: "f.yaml:1"}}}},
 			held: true, reason: "held"},
 		{name: "no tag matches", yaml: file("tag: 1.0.0 # tether:image web:tag"), best: []string{}, reason: "no tag matches the policy"},
+		{name: "not scanned yet", yaml: file("tag: 1.0.0 # tether:image web:tag"), unscanned: true, reason: "no successful scan of reg/web yet"},
 		{name: "name and digest", yaml: file("newName: old/web # tether:image web:name", "newTag: 1.0.0 # tether:image web:tag", "digest: sha256:00 # tether:image web:digest"),
 			best:    []string{"1.1.0"},
 			changes: []string{"1: old/web → reg/web", "2: 1.0.0 → 1.1.0", "3: sha256:00 → sha256:1.1.0"}, target: "1.1.0"},
@@ -74,7 +77,11 @@ func TestDecide(t *testing.T) {
 			if rec == nil {
 				rec = &Records{}
 			}
-			plan := Decide(sites, policies, map[string][]string{"web": tt.best}, rec, digest, now)
+			best := map[string][]string{"web": tt.best}
+			if tt.unscanned {
+				best = map[string][]string{}
+			}
+			plan := Decide(sites, policies, best, rec, digest, now)
 			var got []string
 			for _, c := range plan.Changes {
 				got = append(got, strings.Join([]string{itoa(c.Line) + ":", c.Old, "→", c.New}, " "))

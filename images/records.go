@@ -87,8 +87,13 @@ const (
 	RolloutProgressing = "Progressing"
 	RolloutSucceeded   = "Succeeded"
 	RolloutFailed      = "Failed"
-	// RolloutSuperseded: a newer apply changed the image first.
+	// RolloutSuperseded: a newer apply changed the image first, or the
+	// workload was deleted before its rollout completed.
 	RolloutSuperseded = "Superseded"
+	// RolloutUnknown: the gate could not read the workload until its
+	// deadline (an API outage, missing permissions). The tag is not
+	// remembered as failed: nothing showed that it is bad.
+	RolloutUnknown = "Unknown"
 )
 
 // Rollout is one workload rolling out to a new tag of a policy.

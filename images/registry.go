@@ -56,6 +56,10 @@ const (
 	MaxTags = 1_000_000
 	// DefaultScanTimeout bounds one scan.
 	DefaultScanTimeout = 2 * time.Minute
+	// DigestTimeout bounds reading the digest of one tag.
+	DigestTimeout = 30 * time.Second
+	// MaxHeaderBytes caps the headers of one answer of the registry.
+	MaxHeaderBytes = 64 << 10
 )
 
 // ScanResult is what one scan of a repository found.
@@ -128,14 +132,14 @@ func (s *Scanner) list(ctx context.Context, repo name.Repository, opts []remote.
 	if err != nil {
 		return err
 	}
-	pages := 0
-	seenNext := map[string]bool{}
+	// The next-page links seen, by hash: a registry names them, so their
+	// text is not kept.
+	seenNext := map[[sha256.Size]byte]bool{}
 	for lister.HasNext() {
 		page, err := lister.Next(ctx)
 		if err != nil {
 			return err
 		}
-		pages++
 		for _, t := range page.Tags {
 			sel.Add(t)
 		}
@@ -143,18 +147,23 @@ func (s *Scanner) list(ctx context.Context, repo name.Repository, opts []remote.
 			return fmt.Errorf("the repository lists more than %d tags", MaxTags)
 		}
 		if page.Next != "" {
-			if seenNext[page.Next] {
+			key := sha256.Sum256([]byte(page.Next))
+			if seenNext[key] {
 				return errors.New("the registry's tag pages loop (a next page was listed twice)")
 			}
-			seenNext[page.Next] = true
+			seenNext[key] = true
 		}
 	}
 	return nil
 }
 
 // Digest reads the manifest digest of one tag (a HEAD request): only a
-// marker on a digest field needs it.
+// marker on a digest field needs it. It takes at most DigestTimeout: a
+// registry that answers slowly delays the write-back round, never stalls
+// it.
 func (s *Scanner) Digest(ctx context.Context, image string, reg Registry, tag string, onRequest func()) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, DigestTimeout)
+	defer cancel()
 	repo, opts, _, scrub, err := s.prepare(ctx, image, reg, onRequest)
 	if err != nil {
 		return "", err
@@ -182,7 +191,7 @@ func (s *Scanner) prepare(ctx context.Context, image string, reg Registry, onReq
 	if err != nil {
 		return name.Repository{}, nil, nil, nil, scrub(fmt.Errorf("registry %s: %w", repo.RegistryStr(), err))
 	}
-	hs, err := s.host(repo.RegistryStr(), reg)
+	gate, tr, err := s.host(repo.RegistryStr(), reg)
 	if err != nil {
 		return name.Repository{}, nil, nil, nil, err
 	}
@@ -191,7 +200,7 @@ func (s *Scanner) prepare(ctx context.Context, image string, reg Registry, onReq
 	if reg.Insecure {
 		scheme = "http"
 	}
-	rt := &registryTransport{base: hs.tr, gate: &hs.gate, host: repo.RegistryStr(), scheme: scheme, guessed: repo.Scheme(), now: s.now,
+	rt := &registryTransport{base: tr, gate: gate, host: repo.RegistryStr(), scheme: scheme, guessed: repo.Scheme(), now: s.now,
 		count: func() {
 			counter.Add(1)
 			if onRequest != nil {
@@ -215,14 +224,16 @@ func (s *Scanner) prepare(ctx context.Context, image string, reg Registry, onReq
 	return repo, opts, counter, scrub, nil
 }
 
-// host returns the transport and gate of a registry host, rebuilding the
-// transport when its CA file's content changed.
-func (s *Scanner) host(host string, reg Registry) (*hostState, error) {
+// host returns the gate and the transport of a registry host, rebuilding
+// the transport when its CA file's content changed. The transport is
+// returned rather than read from the hostState later: another scan of the
+// host may replace it meanwhile.
+func (s *Scanner) host(host string, reg Registry) (*hostGate, *http.Transport, error) {
 	var caPEM []byte
 	if reg.CAFile != "" {
 		b, err := os.ReadFile(reg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("registry %s: reading the CA file: %w", host, err)
+			return nil, nil, fmt.Errorf("registry %s: reading the CA file: %w", host, err)
 		}
 		caPEM = b
 	}
@@ -235,18 +246,21 @@ func (s *Scanner) host(host string, reg Registry) (*hostState, error) {
 		s.hosts[host] = hs
 	}
 	if hs.tr != nil && hs.caKey == key {
-		return hs, nil
+		return &hs.gate, hs.tr, nil
 	}
 	tr, err := source.NewTransport(caPEM, http.ProxyFromEnvironment)
 	if err != nil {
-		return nil, fmt.Errorf("registry %s: the CA file %s: %w", host, reg.CAFile, err)
+		return nil, nil, fmt.Errorf("registry %s: the CA file %s: %w", host, reg.CAFile, err)
 	}
 	tr.ResponseHeaderTimeout = 30 * time.Second
+	// A registry's headers are small; go's default allows 10 MiB per
+	// answer, and a next-page Link header of that size is hostile.
+	tr.MaxResponseHeaderBytes = MaxHeaderBytes
 	if hs.tr != nil {
 		hs.tr.CloseIdleConnections()
 	}
 	hs.caKey, hs.tr = key, tr
-	return hs, nil
+	return &hs.gate, tr, nil
 }
 
 // registryTransport is the base of every request to a registry:

@@ -219,15 +219,21 @@ func TestScanCapsAnswers(t *testing.T) {
 	}
 }
 
-func TestScanTLSOnLoopback(t *testing.T) {
-	reg := &fakeRegistry{tags: []string{"1", "7"}}
-	srv := httptest.NewTLSServer(reg)
-	defer srv.Close()
-	host := hostOf(srv.URL)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
+// tlsRegistry serves tags 1 and 7 over TLS on loopback and returns its
+// host and a CA file that trusts it.
+func tlsRegistry(t *testing.T) (host, ca string) {
+	t.Helper()
+	srv := httptest.NewTLSServer(&fakeRegistry{tags: []string{"1", "7"}})
+	t.Cleanup(srv.Close)
+	ca = filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return hostOf(srv.URL), ca
+}
+
+func TestScanTLSOnLoopback(t *testing.T) {
+	host, ca := tlsRegistry(t)
 	s := NewScanner(nil)
 	p := testPolicy(t, host+"/app")
 	if res, err := s.Scan(context.Background(), p, Registry{Host: host, CAFile: ca}, 1, nil); err != nil || res.Best[0] != "7" {
@@ -256,5 +262,52 @@ func TestParseRetryAfter(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+// Scans of one host with different CA files swap the host's transport;
+// a scan must use the transport it was given, not read the shared one
+// while another scan replaces it (run with -race).
+func TestScanConcurrentCAChange(t *testing.T) {
+	host, ca := tlsRegistry(t)
+	s := NewScanner(nil)
+	p := testPolicy(t, host+"/app")
+	var wg sync.WaitGroup
+	var okScans atomic.Int32
+	for _, r := range []Registry{{Host: host, CAFile: ca}, {Host: host}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if _, err := s.Scan(context.Background(), p, r, 1, nil); err == nil {
+					okScans.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if okScans.Load() == 0 {
+		t.Error("no scan with the CA succeeded")
+	}
+}
+
+// A next-page link (or any header) larger than MaxHeaderBytes fails the
+// scan instead of being read and kept.
+func TestScanCapsHeaders(t *testing.T) {
+	huge := strings.Repeat("a", MaxHeaderBytes)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		if r.URL.Query().Get("last") == "" {
+			w.Header().Set("Link", fmt.Sprintf(`<%s?last=%s>; rel="next"`, r.URL.Path, huge))
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"name": "app", "tags": []string{"1"}})
+	}))
+	defer srv.Close()
+	host := hostOf(srv.URL)
+	_, err := NewScanner(nil).Scan(context.Background(), testPolicy(t, host+"/app"), Registry{Host: host, Insecure: true}, 1, nil)
+	if err == nil || !strings.Contains(err.Error(), "exceeded") {
+		t.Errorf("a huge Link header: %v", err)
 	}
 }

@@ -78,16 +78,17 @@ func (c ImageChange) Workload() string { return contract.ObjectRef(c.ID) }
 
 // Changes compares the images of the workloads a revision applied with
 // those the records hold, returns the changes to a new tag of a policy's
-// image, and stores the new images in rec. A workload seen for the first
-// time is recorded, not followed: there is nothing to compare with.
+// image, and stores the new images in rec. applied is every workload of
+// the revision: the records forget the others (pruned, renamed), so they
+// never outgrow their ConfigMap. A workload seen for the first time is
+// recorded, not followed: there is nothing to compare with.
 func Changes(applied map[object.ObjMetadata]map[string]string, policies map[string]*Policy, rec *Records) []ImageChange {
-	if rec.Workloads == nil {
-		rec.Workloads = map[string]map[string]string{}
-	}
+	before := rec.Workloads
+	rec.Workloads = make(map[string]map[string]string, len(applied))
 	var out []ImageChange
 	for id, images := range applied {
 		ref := contract.ObjectRef(id)
-		prev, known := rec.Workloads[ref]
+		prev, known := before[ref]
 		rec.Workloads[ref] = images
 		if !known {
 			continue
@@ -156,21 +157,25 @@ type Getter interface {
 // Current: observedGeneration caught up, every replica updated and
 // available), fails (kstatus Failed: a Deployment's
 // ProgressDeadlineExceeded) or timeout passes. It returns the outcome
-// (RolloutSucceeded or RolloutFailed) and a message; "" when ctx ended
-// first or the workload moved on to another image (a newer apply decides
-// then). The replica count is the autoscaler's: the gate only reads.
+// (RolloutSucceeded, RolloutFailed, RolloutSuperseded when the workload
+// was deleted, RolloutUnknown when the last reads before the deadline
+// failed, so the outcome was never observed) and a message; "" when ctx
+// ended first or the workload moved on to another image (a newer apply
+// decides then). The replica count is the autoscaler's: the gate only
+// reads.
 func Follow(ctx context.Context, g Getter, id object.ObjMetadata, container, image string, started time.Time, interval, timeout time.Duration) (string, string) {
 	deadline := started.Add(timeout)
-	last := ""
+	last, readFailed := "", false
 	for {
 		obj, err := g.Get(ctx, id)
+		readFailed = err != nil
 		switch {
 		case ctx.Err() != nil:
 			return "", ""
 		case err != nil:
 			last = err.Error()
 		case obj == nil:
-			return RolloutFailed, fmt.Sprintf("%s is gone", contract.ObjectRef(id))
+			return RolloutSuperseded, fmt.Sprintf("%s was deleted before its rollout to %s completed", contract.ObjectRef(id), image)
 		default:
 			images, _ := WorkloadImages(obj)
 			if images[container] != image {
@@ -186,6 +191,9 @@ func Follow(ctx context.Context, g Getter, id object.ObjMetadata, container, ima
 			last = h.Message
 		}
 		if !time.Now().Before(deadline) {
+			if readFailed {
+				return RolloutUnknown, fmt.Sprintf("%s could not be read until the rollout's deadline (%s): %s", contract.ObjectRef(id), timeout, last)
+			}
 			return RolloutFailed, fmt.Sprintf("%s did not complete its rollout to %s within %s (%s)", contract.ObjectRef(id), image, timeout, last)
 		}
 		t := time.NewTimer(interval)

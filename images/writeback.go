@@ -1,6 +1,7 @@
 package images
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 
+	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/source"
 )
 
@@ -187,6 +189,11 @@ func (w *WriteBack) read(tip *source.Tip) (map[string][]byte, []Site, []Problem,
 			return nil
 		}
 		if f.Size > MaxMarkedFileSize {
+			// Too large to rewrite; said only when it has markers, so a
+			// large bundle without any is not a problem on every round.
+			if marked, err := fileHasMarker(f); err != nil || marked {
+				problems = append(problems, Problem{File: name, Message: fmt.Sprintf("larger than %d bytes: its markers are not read", MaxMarkedFileSize)})
+			}
 			return nil
 		}
 		if total += f.Size; total > MaxMarkedBytes {
@@ -317,4 +324,39 @@ func rewriteTree(st storer.EncodedObjectStorer, h plumbing.Hash, changes map[str
 	}
 	*objects = append(*objects, nh)
 	return nh, nil
+}
+
+// fileHasMarker reports whether a file's content holds the marker text,
+// reading it in pieces (it may be large).
+func fileHasMarker(f *object.File) (bool, error) {
+	r, err := f.Reader()
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	return containsMarker(r)
+}
+
+// containsMarker reports whether r's content holds contract.ImageMarker,
+// holding at most 64 KiB of it at a time.
+func containsMarker(r io.Reader) (bool, error) {
+	marker := []byte(contract.ImageMarker)
+	buf := make([]byte, 64<<10)
+	kept := 0 // bytes carried over from the previous piece
+	for {
+		n, err := r.Read(buf[kept:])
+		n += kept
+		if bytes.Contains(buf[:n], marker) {
+			return true, nil
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		// Keep the tail that could start a marker split across pieces.
+		kept = min(len(marker)-1, n)
+		copy(buf, buf[n-kept:n])
+	}
 }

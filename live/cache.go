@@ -152,10 +152,8 @@ func (c *Cache) Forget(sync string, owner any) {
 	}
 	delete(c.syncs, sync)
 	c.mu.Unlock()
-	if f != nil {
-		for _, w := range f.watchers {
-			w.halt()
-		}
+	for _, w := range f.watchers {
+		w.halt()
 	}
 }
 
@@ -197,11 +195,21 @@ func (c *Cache) start(sync string, r Ref) *watcher {
 			return
 		}
 		if err == nil && len(w.refused) > 0 {
-			// Allowed again. The reflector streams its first list over
-			// the watch and lists only as a fallback, so one success
-			// clears both: a list refused once might never be retried.
-			clear(w.refused)
-			c.log.Info("the API server allows to "+op+" again", "sync", sync, "resource", r.String())
+			// A watch allowed clears both: the reflector streams its
+			// first list over the watch and lists only as a fallback, so
+			// a list refused once might never be retried. A list allowed
+			// clears only the list: where RBAC allows list but not watch,
+			// each retry lists fine and then has its watch refused, and
+			// clearing the watch's refusal there would make Ready flicker
+			// and log both lines at every retry.
+			if op == "watch" {
+				clear(w.refused)
+			} else {
+				delete(w.refused, op)
+			}
+			if len(w.refused) == 0 {
+				c.log.Info("the API server allows to "+op+" again", "sync", sync, "resource", r.String())
+			}
 		}
 	}
 	w.refused = map[string]string{}

@@ -3,7 +3,11 @@ package live
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"slices"
 	"strings"
+	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	dynfake "k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -105,8 +110,8 @@ func TestCacheFollowsChanges(t *testing.T) {
 	}
 }
 
-// A watch the API server refuses is stopped and reported, so the agent
-// can poll instead.
+// A watch the API server refuses is reported (and retried), so the agent
+// polls instead.
 func TestCacheReportsRefusedWatch(t *testing.T) {
 	client := newFake()
 	client.PrependReactor("list", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -131,5 +136,70 @@ func TestCacheReportsRefusedWatch(t *testing.T) {
 	}
 	if _, ok := c.Get("web", Ref{GVR: cmGVR, Namespace: "app"}, "a"); ok {
 		t.Error("Get answers from a refused watch")
+	}
+}
+
+// logRecorder keeps the messages logged through it.
+type logRecorder struct {
+	mu   gosync.Mutex
+	msgs []string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, r.Level.String()+" "+r.Message)
+	return nil
+}
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+func (l *logRecorder) messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.msgs)
+}
+
+// Where RBAC allows list but not watch, every retry lists fine and has its
+// watch refused: the watch stays reported as refused, and the refusal is
+// logged once, not once per retry together with an "allowed again".
+func TestCacheListAllowedWatchRefused(t *testing.T) {
+	client := newFake(cm("a", "1"))
+	var lists atomic.Int32
+	client.PrependReactor("list", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		lists.Add(1)
+		return false, nil, nil
+	})
+	client.PrependWatchReactor("configmaps", func(k8stesting.Action) (bool, watch.Interface, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "", errors.New("RBAC: watch not allowed"))
+	})
+	logs := &logRecorder{}
+	c := New(client, slog.New(logs))
+	defer c.Stop()
+	c.Follow("web", t, []Ref{{GVR: cmGVR, Namespace: "app"}}, func(Event) {})
+	// The third list starts after the second one and its refused watch
+	// are done.
+	deadline := time.Now().Add(60 * time.Second)
+	for lists.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d lists", lists.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ok, why := c.Ready("web"); ok || !strings.Contains(why, "refused") {
+		t.Errorf("Ready = %v, %q after lists allowed and watches refused; want not ready, refused", ok, why)
+	}
+	var warns int
+	for _, m := range logs.messages() {
+		if strings.Contains(m, "again") {
+			t.Errorf("logged %q although the watch is still refused", m)
+		}
+		if strings.HasPrefix(m, "WARN") {
+			warns++
+		}
+	}
+	if warns != 1 {
+		t.Errorf("%d warnings for one refused watch, want 1: %q", warns, logs.messages())
 	}
 }

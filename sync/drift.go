@@ -230,36 +230,9 @@ func DetectDrift(c *Change, live *unstructured.Unstructured, ignore []IgnoreRule
 				return
 			}
 		}
-		want, inDesired := valueAt(c.Desired.Object, p)
-		if !inDesired {
-			return
+		if fc, ok := changeAt(c, live, entries, p, secret); ok {
+			d.Fields = append(d.Fields, fc)
 		}
-		got, present := valueAt(live.Object, p)
-		if present && reflect.DeepEqual(want, got) {
-			return
-		}
-		fc := FieldChange{Path: path, Desired: want, Live: got, Removed: !present}
-		for _, e := range entries {
-			if e.isTether() || !e.fields.Has(p) {
-				continue
-			}
-			op := string(e.Operation)
-			if e.Subresource != "" {
-				op += ", " + e.Subresource
-			}
-			fc.Managers = append(fc.Managers, e.Manager+" ("+op+")")
-			if e.Operation == metav1.ManagedFieldsOperationApply {
-				fc.Appliers = append(fc.Appliers, e.Manager)
-			}
-			if e.Time != nil && e.Time.After(fc.At) {
-				fc.At = e.Time.Time
-			}
-		}
-		sort.Strings(fc.Managers)
-		if secret && (strings.HasPrefix(path, "data.") || strings.HasPrefix(path, "stringData.")) {
-			fc.Desired, fc.Live = "***", "***"
-		}
-		d.Fields = append(d.Fields, fc)
 	})
 	if len(d.Fields) == 0 {
 		return nil, nil
@@ -268,12 +241,172 @@ func DetectDrift(c *Change, live *unstructured.Unstructured, ignore []IgnoreRule
 	return d, nil
 }
 
+// changeAt describes the field at p of c's desired object as the live
+// object has it: git's value, the cluster's and who changed it (from
+// entries, the live object's managed fields), secret values masked. ok is
+// false when the field is not in the desired object or the live object
+// holds the desired value.
+func changeAt(c *Change, live *unstructured.Unstructured, entries []managed, p fieldpath.Path, secret bool) (FieldChange, bool) {
+	path := fieldPathString(p)
+	want, inDesired := valueAt(c.Desired.Object, p)
+	if !inDesired {
+		return FieldChange{}, false
+	}
+	got, present := valueAt(live.Object, p)
+	if present && reflect.DeepEqual(want, got) {
+		return FieldChange{}, false
+	}
+	fc := FieldChange{Path: path, Desired: want, Live: got, Removed: !present}
+	for _, e := range entries {
+		if e.isTether() || !e.fields.Has(p) {
+			continue
+		}
+		op := string(e.Operation)
+		if e.Subresource != "" {
+			op += ", " + e.Subresource
+		}
+		fc.Managers = append(fc.Managers, e.Manager+" ("+op+")")
+		if e.Operation == metav1.ManagedFieldsOperationApply {
+			fc.Appliers = append(fc.Appliers, e.Manager)
+		}
+		if e.Time != nil && e.Time.After(fc.At) {
+			fc.At = e.Time.Time
+		}
+	}
+	sort.Strings(fc.Managers)
+	if secret && (strings.HasPrefix(path, "data.") || strings.HasPrefix(path, "stringData.")) {
+		fc.Desired, fc.Live = "***", "***"
+	}
+	return fc, true
+}
+
+// keptDrift describes as drift the fields of c that others changed with
+// plain updates and that the plan kept (the drift policy warn or ignore):
+// conflicts are the dry run's conflicting fields as the API server names
+// them (".spec.replicas"). A field the live object's managed fields do not
+// name is listed by its path alone.
+func keptDrift(c *Change, conflicts []string) *Drift {
+	d := &Drift{}
+	entries, _ := managedEntries(c.Live)
+	secret := c.ID.GroupKind.Group == "" && c.ID.GroupKind.Kind == "Secret"
+	paths := conflictFieldPaths(entries, conflicts)
+	for _, s := range conflicts {
+		p, ok := paths[s]
+		if !ok {
+			d.Fields = append(d.Fields, FieldChange{Path: strings.TrimPrefix(s, ".")})
+			continue
+		}
+		if fc, ok := changeAt(c, c.Live, entries, p, secret); ok {
+			d.Fields = append(d.Fields, fc)
+		}
+	}
+	sort.Slice(d.Fields, func(i, j int) bool { return d.Fields[i].Path < d.Fields[j].Path })
+	return d
+}
+
+// conflictFieldPaths finds the conflicting fields of a dry run, as the API
+// server names them (".spec.replicas"), among the fields other managers
+// own (entries: the live object's managed fields).
+func conflictFieldPaths(entries []managed, conflicts []string) map[string]fieldpath.Path {
+	out := map[string]fieldpath.Path{}
+	for _, e := range entries {
+		if e.isTether() {
+			continue
+		}
+		e.fields.Leaves().Iterate(func(p fieldpath.Path) {
+			if s := p.String(); slices.Contains(conflicts, s) {
+				out[s] = p.Copy()
+			}
+		})
+	}
+	return out
+}
+
+// cedeIgnored removes from c's desired object the conflicting fields that
+// the sync's ignore rules cover (conflicts as the API server names them):
+// another manager changed them, the user said to leave them, and an apply
+// without them gives them up instead of taking them back. It returns the
+// fields removed.
+func cedeIgnored(c *Change, rules []IgnoreRule, conflicts []string) []string {
+	var matching []IgnoreRule
+	for _, r := range rules {
+		if r.matches(c) {
+			matching = append(matching, r)
+		}
+	}
+	if len(matching) == 0 || len(conflicts) == 0 {
+		return nil
+	}
+	entries, err := managedEntries(c.Live)
+	if err != nil {
+		return nil
+	}
+	var ceded []string
+	desired := c.Desired.DeepCopy()
+	for _, p := range conflictFieldPaths(entries, conflicts) {
+		if slices.ContainsFunc(matching, func(r IgnoreRule) bool { return r.covers(p) }) && removeAt(desired.Object, p) {
+			ceded = append(ceded, fieldPathString(p))
+		}
+	}
+	if len(ceded) > 0 {
+		c.Desired = desired
+	}
+	sort.Strings(ceded)
+	return ceded
+}
+
+// removeAt removes the value at path p from an object; false when it is
+// not there.
+func removeAt(obj map[string]any, p fieldpath.Path) bool {
+	if len(p) == 0 {
+		return false
+	}
+	parent := any(obj)
+	if len(p) > 1 {
+		var ok bool
+		if parent, ok = valueAt(obj, p[:len(p)-1]); !ok {
+			return false
+		}
+	}
+	last := p[len(p)-1]
+	switch {
+	case last.FieldName != nil:
+		m, ok := parent.(map[string]any)
+		if !ok {
+			return false
+		}
+		if _, ok := m[*last.FieldName]; !ok {
+			return false
+		}
+		delete(m, *last.FieldName)
+		return true
+	default:
+		// A list element: its list is set again without it.
+		list, ok := parent.([]any)
+		if !ok || len(p) < 2 {
+			return false
+		}
+		for i, item := range list {
+			if elementMatches(item, i, last) {
+				rest := append(slices.Clone(list[:i]), list[i+1:]...)
+				if grand, ok := valueAt(obj, p[:len(p)-2]); ok && p[len(p)-2].FieldName != nil {
+					if m, ok := grand.(map[string]any); ok {
+						m[*p[len(p)-2].FieldName] = rest
+						return true
+					}
+				}
+				return false
+			}
+		}
+		return false
+	}
+}
+
 // valueAt returns the value at path p in an object, if present.
 func valueAt(obj map[string]any, p fieldpath.Path) (any, bool) {
 	var cur any = obj
 	for _, pe := range p {
-		switch {
-		case pe.FieldName != nil:
+		if pe.FieldName != nil {
 			m, ok := cur.(map[string]any)
 			if !ok {
 				return nil, false
@@ -281,47 +414,38 @@ func valueAt(obj map[string]any, p fieldpath.Path) (any, bool) {
 			if cur, ok = m[*pe.FieldName]; !ok {
 				return nil, false
 			}
-		case pe.Key != nil:
-			l, ok := cur.([]any)
-			if !ok {
-				return nil, false
+			continue
+		}
+		l, ok := cur.([]any)
+		if !ok {
+			return nil, false
+		}
+		found := false
+		for i, el := range l {
+			if elementMatches(el, i, pe) {
+				cur, found = el, true
+				break
 			}
-			found := false
-			for _, el := range l {
-				if sameElement(el, nil, pe, "key", 0, 0) {
-					cur, found = el, true
-					break
-				}
-			}
-			if !found {
-				return nil, false
-			}
-		case pe.Value != nil:
-			l, ok := cur.([]any)
-			if !ok {
-				return nil, false
-			}
-			found := false
-			for _, el := range l {
-				if isScalar(el) && value.Equals(value.NewValueInterface(el), *pe.Value) {
-					cur, found = el, true
-					break
-				}
-			}
-			if !found {
-				return nil, false
-			}
-		case pe.Index != nil:
-			l, ok := cur.([]any)
-			if !ok || *pe.Index >= len(l) {
-				return nil, false
-			}
-			cur = l[*pe.Index]
-		default:
+		}
+		if !found {
 			return nil, false
 		}
 	}
 	return cur, true
+}
+
+// elementMatches reports whether el, the i-th element of a list, is the
+// one a path element names (by its keys, its value or its index).
+func elementMatches(el any, i int, pe fieldpath.PathElement) bool {
+	switch {
+	case pe.Key != nil:
+		return sameElement(el, nil, pe, "key", 0, 0)
+	case pe.Value != nil:
+		return isScalar(el) && value.Equals(value.NewValueInterface(el), *pe.Value)
+	case pe.Index != nil:
+		return *pe.Index == i
+	}
+	return false
 }
 
 // shortValue renders a value for one line of text, cut at 80 characters.

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/cli-utils/pkg/object"
@@ -153,5 +154,79 @@ func TestUpdatersOnly(t *testing.T) {
 		if got := updatersOnly(live, tc.conflicts); got != tc.want {
 			t.Errorf("updatersOnly(%v) = %v, want %v", tc.conflicts, got, tc.want)
 		}
+	}
+}
+
+// The conflicts a plan keeps under warn or ignore are described as drift
+// with both values and the manager, as the watch would have described
+// them; a conflict the managed fields do not name keeps its path.
+func TestKeptDrift(t *testing.T) {
+	desired := desiredObjects(t)["Deployment"]
+	c := &Change{Desired: desired, ID: object.UnstructuredToObjMetadata(desired), Live: loadJSON(t, "deployment-set-image.json")}
+	d := keptDrift(c, []string{`.spec.template.spec.containers[name="app"].image`, ".spec.paused"})
+	got := d.Summary()
+	for _, want := range []string{
+		"spec.paused: (none) → (none)",
+		"spec.template.spec.containers[name=app].image: nginx:1.0 → nginx:2.0 by kubectl-set (Update) at ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("kept drift %q, want it to contain %q", got, want)
+		}
+	}
+	if len(d.Fields) != 2 {
+		t.Errorf("%d fields, want 2: %q", len(d.Fields), got)
+	}
+}
+
+// Fields ignore rules cover that another manager changed are left out of
+// the apply (given up), not taken back; other fields stay.
+func TestCedeIgnored(t *testing.T) {
+	imagePath := `.spec.template.spec.containers[name="app"].image`
+	for _, tc := range []struct {
+		name      string
+		live      string
+		rules     []IgnoreRule
+		conflicts []string
+		want      []string
+		gone      []string // paths no longer in the desired object
+	}{
+		{"kubectl scale, replicas ignored", "deployment-scaled.json",
+			[]IgnoreRule{{Group: "apps", Kind: "Deployment", Paths: []string{"spec.replicas"}}}, []string{".spec.replicas"},
+			[]string{"spec.replicas"}, []string{"spec.replicas"}},
+		{"kubectl set image, the container ignored", "deployment-set-image.json",
+			[]IgnoreRule{{Group: "apps", Kind: "Deployment", Name: "web", Paths: []string{"spec.template.spec.containers[name=app]"}}}, []string{imagePath},
+			[]string{"spec.template.spec.containers[name=app].image"}, nil},
+		{"a rule for other fields", "deployment-set-image.json",
+			[]IgnoreRule{{Group: "apps", Kind: "Deployment", Paths: []string{"spec.replicas"}}}, []string{imagePath}, nil, nil},
+		{"a rule for another object", "deployment-scaled.json",
+			[]IgnoreRule{{Group: "apps", Kind: "Deployment", Name: "other", Paths: []string{"spec.replicas"}}}, []string{".spec.replicas"}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			desired := desiredObjects(t)["Deployment"]
+			before := desired.DeepCopy()
+			c := &Change{Desired: desired, ID: object.UnstructuredToObjMetadata(desired), Live: loadJSON(t, tc.live)}
+			got := cedeIgnored(c, tc.rules, tc.conflicts)
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("ceded %v, want %v", got, tc.want)
+			}
+			if !equality.Semantic.DeepEqual(desired.Object, before.Object) {
+				t.Error("the desired object was changed in place")
+			}
+			if len(tc.want) == 0 && c.Desired != desired {
+				t.Error("the desired object was replaced with nothing ceded")
+			}
+			for _, g := range tc.gone {
+				if _, found, _ := unstructured.NestedFieldNoCopy(c.Desired.Object, strings.Split(g, ".")...); found {
+					t.Errorf("%s still in the desired object", g)
+				}
+			}
+			if tc.name == "kubectl set image, the container ignored" {
+				containers, _, _ := unstructured.NestedSlice(c.Desired.Object, "spec", "template", "spec", "containers")
+				app := containers[0].(map[string]any)
+				if len(containers) != 2 || app["name"] != "app" || app["image"] != nil || app["ports"] == nil {
+					t.Errorf("containers %v, want app without its image, and the rest kept", containers)
+				}
+			}
+		})
 	}
 }

@@ -137,6 +137,12 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 		return r.patch(ctx, c, true)
 	}
 	pred, err := dryRun()
+	if ceded := cedeIgnored(c, r.opts.IgnoreDifferences, conflictPaths(err)); len(ceded) > 0 {
+		// Fields the ignore rules cover, changed by another manager: left
+		// to it. The rest of the object is applied as usual.
+		c.Ceded = ceded
+		pred, err = dryRun()
+	}
 	if conflicts := conflictFields(err); len(conflicts) > 0 {
 		switch {
 		case mode == forceFields && covered(conflicts, forceFieldList(c.Desired)):
@@ -153,7 +159,7 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 		default:
 			// The policy warn or ignore keeps the hand-made change: the
 			// object is left as it is.
-			c.Action, c.Decision, c.KeptConflicts = ActionUnchanged, DecidedKeptDrift, conflicts
+			c.Action, c.Decision, c.KeptDrift = ActionUnchanged, DecidedKeptDrift, keptDrift(c, conflictPaths(err))
 			c.owned = tetherFields(c.Live)
 			return
 		}
@@ -374,6 +380,29 @@ var managerInMessage = regexp.MustCompile(`conflict with "([^"]*)"`)
 // conflictFields lists the fields of a server-side apply conflict as
 // "field (manager)", or nil when err is not one.
 func conflictFields(err error) []string {
+	var out []string
+	for _, cause := range conflictCauses(err) {
+		manager := "another manager"
+		if m := managerInMessage.FindStringSubmatch(cause.Message); m != nil {
+			manager = m[1]
+		}
+		out = append(out, fmt.Sprintf("%s (%s)", strings.TrimPrefix(cause.Field, "."), manager))
+	}
+	return out
+}
+
+// conflictPaths returns the conflicting fields of a dry run's conflict
+// as the API server names them (".spec.replicas").
+func conflictPaths(err error) []string {
+	var out []string
+	for _, cause := range conflictCauses(err) {
+		out = append(out, cause.Field)
+	}
+	return out
+}
+
+// conflictCauses returns the field manager conflicts of an apply's error.
+func conflictCauses(err error) []metav1.StatusCause {
 	var status apierrors.APIStatus
 	if err == nil || !apierrors.IsConflict(err) || !errors.As(err, &status) {
 		return nil
@@ -382,16 +411,11 @@ func conflictFields(err error) []string {
 	if details == nil {
 		return nil
 	}
-	var out []string
+	var out []metav1.StatusCause
 	for _, cause := range details.Causes {
-		if cause.Type != metav1.CauseTypeFieldManagerConflict {
-			continue
+		if cause.Type == metav1.CauseTypeFieldManagerConflict {
+			out = append(out, cause)
 		}
-		manager := "another manager"
-		if m := managerInMessage.FindStringSubmatch(cause.Message); m != nil {
-			manager = m[1]
-		}
-		out = append(out, fmt.Sprintf("%s (%s)", strings.TrimPrefix(cause.Field, "."), manager))
 	}
 	return out
 }

@@ -68,7 +68,7 @@ type Options struct {
 	// other managers changed with plain updates (kubectl edit, set, scale,
 	// patch): under correct it takes them back; under warn and ignore it
 	// keeps them (the object is left as it is, and the kept fields are
-	// listed in Change.KeptConflicts) unless git changed the object since
+	// described in Change.KeptDrift) unless git changed the object since
 	// (KeepDrifted), and then git wins. With "" they are conflicts. Fields
 	// owned by another manager through server-side apply stay conflicts.
 	DriftPolicy string
@@ -77,6 +77,11 @@ type Options struct {
 	// object whose rendering has not changed since is left as it is in the
 	// cluster (unchanged, nothing sent); one that git changed is applied.
 	KeepDrifted map[object.ObjMetadata]*Change
+	// IgnoreDifferences are the sync's ignore rules. Besides leaving their
+	// fields out of drift, a plan gives such a field up when another
+	// manager changed it (the object is applied without it) rather than
+	// taking it back or refusing the object (Change.Ceded).
+	IgnoreDifferences []IgnoreRule
 }
 
 // Input is the revision to sync: a checkout on disk and the folder in it.
@@ -186,10 +191,14 @@ type Change struct {
 	// TakesBack lists the fields ("field (manager)") others changed with
 	// plain updates that this apply takes back (Options.DriftPolicy).
 	TakesBack []string
-	// KeptConflicts lists the fields ("field (manager)") others changed
-	// with plain updates that the drift policy warn or ignore keeps: the
-	// object is left as it is (Options.DriftPolicy).
-	KeptConflicts []string
+	// Ceded lists the fields left out of the apply because ignore rules
+	// cover them and another manager changed them
+	// (Options.IgnoreDifferences).
+	Ceded []string
+	// KeptDrift describes the fields others changed with plain updates
+	// that the drift policy warn or ignore keeps, with git's values and
+	// the cluster's: the object is left as it is (Options.DriftPolicy).
+	KeptDrift *Drift
 	// TakeOver is set when the live object was last written by
 	// client-side kubectl apply: before applying, tether removes kubectl's
 	// field managers (taking their fields) and its last-applied

@@ -243,19 +243,47 @@ func (s *ClusterSource) readOwned(ctx context.Context, ids []object.ObjMetadata)
 	return out, notes
 }
 
+// inventoryList is every inventory of a namespace, and why some could not
+// be read.
+type inventoryList struct {
+	invs []*inventory.Inventory
+	err  error
+}
+
+// inventories lists the inventories of invNamespace, kept like any other
+// answer: object pages ask for any object name they are given, and each
+// would otherwise read every inventory again.
+func (s *ClusterSource) inventories(ctx context.Context, invNamespace string) (inventoryList, error) {
+	return cached(ctx, s, "inventories\x00"+invNamespace, func(ctx context.Context) (inventoryList, error) {
+		invs, err := inventory.NewStore(s.typed.CoreV1(), invNamespace).List(ctx)
+		if err != nil && len(invs) == 0 {
+			return inventoryList{}, err
+		}
+		return inventoryList{invs: invs, err: err}, nil
+	})
+}
+
 // Object reads the inventories that list the object and the object
 // itself, with Secret values masked before anything else sees them.
 func (s *ClusterSource) Object(ctx context.Context, invNamespace string, id object.ObjMetadata) (*ObjectDetail, error) {
 	return cached(ctx, s, "object\x00"+invNamespace+"\x00"+id.String(), func(ctx context.Context) (*ObjectDetail, error) {
-		owners, err := inventory.NewStore(s.typed.CoreV1(), invNamespace).Find(ctx, id)
-		d := &ObjectDetail{ID: id, Owners: owners}
+		list, err := s.inventories(ctx, invNamespace)
 		if err != nil {
-			if len(owners) == 0 {
-				return nil, err
-			}
-			d.Notes = append(d.Notes, err.Error())
+			return nil, err
 		}
-		if len(owners) == 0 {
+		d := &ObjectDetail{ID: id}
+		for _, inv := range list.invs {
+			if e, ok := inv.Entries[id]; ok {
+				d.Owners = append(d.Owners, inventory.Owner{Inventory: inv, Entry: e})
+			}
+		}
+		if list.err != nil {
+			if len(d.Owners) == 0 {
+				return nil, list.err
+			}
+			d.Notes = append(d.Notes, list.err.Error())
+		}
+		if len(d.Owners) == 0 {
 			return d, nil
 		}
 		mapping, err := s.mapper.RESTMapping(id.GroupKind)

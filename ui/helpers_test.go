@@ -87,6 +87,13 @@ func (f *fakeSource) Object(_ context.Context, _ string, id object.ObjMetadata) 
 	return &ObjectDetail{ID: id}, nil
 }
 
+// failingSource cannot read any object, and says which.
+type failingSource struct{ *fakeSource }
+
+func (failingSource) Object(_ context.Context, _ string, id object.ObjMetadata) (*ObjectDetail, error) {
+	return nil, errors.New("reading " + id.String() + ": the server is unhappy")
+}
+
 // hostile is what an attacker may put in a commit message, an annotation
 // or an error text.
 const hostile = `<script>alert("pwned")</script><img src=x onerror=alert(1)>`

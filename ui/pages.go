@@ -203,6 +203,10 @@ type diffLine struct {
 	Kind, Text string
 }
 
+// notVisible answers an object page the user may not see, the same way
+// whether the object exists or not.
+const notVisible = "No sync you may read owns this object."
+
 func (s *Server) objectPage(w http.ResponseWriter, r *http.Request, v *viewer) {
 	id, err := parseObjectPath(r.PathValue("ref"))
 	if err != nil {
@@ -211,6 +215,12 @@ func (s *Server) objectPage(w http.ResponseWriter, r *http.Request, v *viewer) {
 	}
 	if v.status.InventoryNamespace == "" {
 		s.renderError(w, r, http.StatusServiceUnavailable, "The agent has not loaded its configuration yet.")
+		return
+	}
+	if len(v.visible) == 0 {
+		// Nothing to show, so nothing to read: the cluster's answer (an
+		// object that exists but cannot be read, say) is not theirs to see.
+		s.renderError(w, r, http.StatusNotFound, notVisible)
 		return
 	}
 	detail, err := s.opts.Source.Object(r.Context(), v.status.InventoryNamespace, id)
@@ -222,7 +232,7 @@ func (s *Server) objectPage(w http.ResponseWriter, r *http.Request, v *viewer) {
 	p := s.newPage(r, v, contract.ObjectRef(id), nil)
 	d, visible := objectView(detail, v, p.Root)
 	if !visible {
-		s.renderError(w, r, http.StatusNotFound, "No sync you may read owns this object.")
+		s.renderError(w, r, http.StatusNotFound, notVisible)
 		return
 	}
 	p.Data = d

@@ -27,6 +27,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	gosync "sync"
 	"time"
@@ -71,6 +72,8 @@ type Server struct {
 	auth   *authCache
 	pages  map[string]*template.Template
 	static http.Handler
+
+	streams streams
 
 	closeOnce gosync.Once
 	closed    chan struct{}
@@ -316,12 +319,14 @@ type loginData struct {
 
 // safeNext returns next when it is a page under /ui/ to return to after
 // signing in (syncs/... or objects/..., relative, without a scheme, host,
-// query or "..") and "" otherwise.
+// query or "..", also escaped: browsers resolve %2e%2e as "..") and ""
+// otherwise.
 func safeNext(next string) string {
 	if !strings.HasPrefix(next, "syncs/") && !strings.HasPrefix(next, "objects/") {
 		return ""
 	}
-	if strings.Contains(next, "..") || strings.Contains(next, "//") || len(next) > 1024 {
+	unescaped, err := url.PathUnescape(next)
+	if err != nil || strings.Contains(unescaped, "..") || strings.Contains(next, "//") || len(next) > 1024 {
 		return ""
 	}
 	for _, c := range next {

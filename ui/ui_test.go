@@ -111,6 +111,25 @@ func TestVisibility(t *testing.T) {
 	}
 }
 
+// A user who may read no sync learns nothing about objects, not even that
+// one cannot be read: the page does not ask the cluster for them.
+func TestObjectPageWithoutVisibleSyncs(t *testing.T) {
+	status := func() agent.Status {
+		st := testStatus()
+		st.Syncs = st.Syncs[:1] // payments, which the viewer may not read
+		return st
+	}
+	s, _ := testServer(t, Options{Status: status, Source: failingSource{testSource()}})
+	resp, body := get(t, s.Handler(), "/ui/objects/Secret/pay/db", viewerToken)
+	if resp.StatusCode != 404 || strings.Contains(body, "unhappy") {
+		t.Errorf("status %d, want 404 without the read error:\n%s", resp.StatusCode, body)
+	}
+	resp, body = get(t, s.Handler(), "/ui/objects/Secret/pay/db", adminToken)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "unhappy") {
+		t.Errorf("as admin: status %d, want 502 with the read error:\n%s", resp.StatusCode, body)
+	}
+}
+
 // Commit messages, annotations, messages and errors holding markup are
 // shown as text: no element of theirs reaches the page.
 func TestHostileStringsRenderAsText(t *testing.T) {
@@ -470,6 +489,62 @@ func TestEventStream(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s: status %d, want %d", tc.path, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// Event streams are bounded per user: past the bound a new one is refused
+// (the page still works, without refreshing itself), another user's is
+// not, and a closed stream gives its place back.
+func TestEventStreamsPerUserAreBounded(t *testing.T) {
+	s, _ := testServer(t, Options{EventInterval: time.Hour})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	open := func(ctx context.Context, token string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/ui/events", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	var first context.CancelFunc
+	for i := range maxStreamsPerUser {
+		sctx, scancel := context.WithCancel(ctx)
+		defer scancel()
+		if i == 0 {
+			first = scancel
+		}
+		resp := open(sctx, viewerToken)
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream %d: status %d, want 200", i+1, resp.StatusCode)
+		}
+	}
+	resp := open(ctx, viewerToken)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("stream %d of one user: status %d, want 429", maxStreamsPerUser+1, resp.StatusCode)
+	}
+	resp = open(ctx, adminToken)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("another user's stream: status %d, want 200", resp.StatusCode)
+	}
+	first()
+	for {
+		resp := open(ctx, viewerToken)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("a closed stream did not give its place back")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

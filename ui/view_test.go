@@ -136,6 +136,8 @@ func TestSafeNext(t *testing.T) {
 		"//evil.example/":                    "",
 		"https://evil.example/":              "",
 		"syncs/../../../etc":                 "",
+		"syncs/%2e%2e/%2E%2e/api":            "",
+		"objects/.%2e/x":                     "",
 		"syncs//evil.example":                "",
 		"syncs/a?x=1":                        "",
 		"events":                             "",

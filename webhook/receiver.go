@@ -62,6 +62,9 @@ const (
 // maxAddresses bounds the source addresses whose refusals are tracked.
 const maxAddresses = 4096
 
+// suppressedRefusals is the summary logged for an address over its budget.
+const suppressedRefusals = "webhook refusals from this address are over its rate limit; answering 429 (503 while busy) and logging them no more than once a minute"
+
 // Target is a sync that webhooks may trigger.
 type Target struct {
 	// Sync names the sync passed to Options.Trigger.
@@ -87,7 +90,8 @@ type Options struct {
 	// RateLimit is the refused deliveries per second accepted from one
 	// source address before its refusals are answered 429; default
 	// DefaultRateLimit. Deliveries whose signature verifies are never
-	// limited and never use this budget.
+	// limited and never use this budget (a 503 while busy, given before
+	// the signature is read, does use it).
 	RateLimit float64
 	// Burst is the refused deliveries one source address may send at once;
 	// default DefaultBurst.
@@ -222,8 +226,15 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if !r.inFlight.enter(addr) {
+		// A refusal like the others: logged within the address's budget,
+		// summarised past it, so a sender that keeps its slots busy and
+		// sends on cannot flood the log.
+		if ok, _, report := r.refusals.charge(addr, r.now()); ok {
+			log.Warn("webhook refused", "outcome", "too many deliveries in flight")
+		} else if report > 0 {
+			log.Warn(suppressedRefusals, "suppressed", report)
+		}
 		w.Header().Set("Retry-After", "1")
-		log.Warn("webhook refused", "outcome", "too many deliveries in flight")
 		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: "busy"})
 		return
 	}
@@ -232,7 +243,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if o.status >= 400 {
 		if ok, wait, report := r.refusals.charge(addr, r.now()); !ok {
 			if report > 0 {
-				log.Warn("webhook refusals from this address are over its rate limit; answering 429 and logging them no more than once a minute", "suppressed", report)
+				log.Warn(suppressedRefusals, "suppressed", report)
 			}
 			secs := int(math.Ceil(wait.Seconds()))
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))

@@ -594,6 +594,33 @@ func TestBusyReceiverAnswers503(t *testing.T) {
 	}
 }
 
+// TestBusyAnswersAreNotLoggedOneByOne: a sender that holds its share of
+// the slots and keeps sending gets 503 each time, but its refusals are
+// logged within its budget and then summarised, like any other refusal.
+func TestBusyAnswersAreNotLoggedOneByOne(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var logs bytes.Buffer
+	r := New(Options{MaxInFlight: 4, Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: func() time.Time { return now }})
+	r.SetTargets(testTargets())
+	r.inFlight.enter("192.0.2.1") // its whole share (a quarter of 4) is taken
+	for i := 0; i < 500; i++ {
+		req := httptest.NewRequest("POST", GenericPath, strings.NewReader(`{"sync":"byname"}`))
+		req.RemoteAddr = "192.0.2.1:1"
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		if rec.Code != 503 {
+			t.Fatalf("delivery %d while busy: status %d, want 503", i, rec.Code)
+		}
+	}
+	lines := strings.Count(logs.String(), "\n")
+	if lines > DefaultBurst+2 {
+		t.Errorf("%d log lines for 500 busy answers, want at most %d", lines, DefaultBurst+2)
+	}
+	if !strings.Contains(logs.String(), `"suppressed"`) {
+		t.Errorf("no summary of suppressed refusals:\n%s", logs.String())
+	}
+}
+
 func TestMaxBodyDefault(t *testing.T) {
 	r := New(Options{})
 	r.SetTargets(testTargets())

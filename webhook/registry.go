@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
@@ -70,9 +71,11 @@ type registryNotification struct {
 // to, each once. Pulls, deletes and blob uploads are not pushes of a tag.
 func (n *registryNotification) pushedRepositories() []string {
 	var out []string
+	seen := map[string]bool{}
 	add := func(repo string) {
 		repo = strings.Trim(repo, "/")
-		if repo != "" && !slices.Contains(out, repo) {
+		if repo != "" && !seen[repo] {
+			seen[repo] = true
 			out = append(out, repo)
 		}
 	}
@@ -129,11 +132,15 @@ func (r *Receiver) registryFor(header string) *RegistryTarget {
 	if secret == "" {
 		return nil
 	}
+	// Digests of equal length are compared, so the time taken does not
+	// tell the secret's length either.
+	given := sha256.Sum256([]byte(secret))
 	var found *RegistryTarget
 	if p := r.registries.Load(); p != nil {
 		for i := range *p {
 			t := &(*p)[i]
-			if subtle.ConstantTimeCompare([]byte(secret), t.Secret) == 1 && found == nil {
+			want := sha256.Sum256(t.Secret)
+			if subtle.ConstantTimeCompare(given[:], want[:]) == 1 && found == nil {
 				found = t
 			}
 		}
