@@ -9,6 +9,7 @@ import (
 	gosync "sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/object"
 
@@ -325,6 +326,16 @@ func (r *runner) checkLive(ctx context.Context) {
 			r.markDirty(id)
 			continue
 		}
+		if obj == nil {
+			// The watch follows the sync's label: an object whose label
+			// was removed or changed (moved to another sync) looks
+			// deleted. Recreating it would take it back from its new
+			// owner, so a deleted object is read once before.
+			if label, moved := r.relabelled(ctx, id); moved {
+				open.correctErr = fmt.Sprintf("not put back: the object exists, but %s is %q now (another sync or a person took it)", contract.SyncLabel, label)
+				continue
+			}
+		}
 		c.Live = obj
 		correct = append(correct, c)
 	}
@@ -336,6 +347,21 @@ func (r *runner) checkLive(ctx context.Context) {
 	}
 	r.publishHealth()
 	r.publishDrift()
+}
+
+// relabelled reports whether an object the watch saw deleted exists with
+// another value of the sync label (or none), and that value.
+func (r *runner) relabelled(ctx context.Context, id object.ObjMetadata) (string, bool) {
+	if r.a.clients == nil || r.a.clients.Dynamic == nil {
+		return "", false
+	}
+	ref := r.live.refs[id]
+	obj, err := r.a.clients.Dynamic.Resource(ref.GVR).Namespace(ref.Namespace).Get(ctx, id.Name, metav1.GetOptions{})
+	if err != nil {
+		return "", false // gone (or unreadable): put back as usual
+	}
+	label := obj.GetLabels()[contract.SyncLabel]
+	return label, label != r.cfg.Name
 }
 
 // correct puts drifted objects back, and remembers when, for the backoff.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tether-gitops/tether/agent"
+	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/e2e/prometheus"
 	"github.com/tether-gitops/tether/health"
 )
@@ -141,7 +143,7 @@ func TestDrift(t *testing.T) {
 	p := startAgent(t, sa.Kubeconfig, cfgPath, "--leader-elect=false")
 	// commit changes a file of a sync's folder, as a new revision would,
 	// and waits until the sync applied it.
-	commit := func(t *testing.T, sync, file, old, new string) {
+	commit := func(t *testing.T, p *agentProc, sync, file, old, new string) {
 		t.Helper()
 		path := filepath.Join(dirs[sync], file)
 		data, err := os.ReadFile(path)
@@ -230,6 +232,40 @@ func TestDrift(t *testing.T) {
 			return err
 		})
 
+		// An object moved out of the sync (its sync label changed, as when
+		// another sync takes it) looks deleted to the watch: reported, not
+		// taken back.
+		relabel := func(value string) {
+			t.Helper()
+			patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, contract.SyncLabel, value)
+			if _, err := admin.CoreV1().ConfigMaps(ns).Patch(ctx, "settings", types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "kubectl-label"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		relabel("elsewhere")
+		eventually(t, time.Minute, "the move reported", func() error {
+			d, err := driftOf(p, ns)
+			if err != nil {
+				return err
+			}
+			for _, x := range d {
+				if x.Object == "ConfigMap/drift-correct/settings" && strings.Contains(x.CorrectionError, `is "elsewhere" now`) {
+					return nil
+				}
+			}
+			return fmt.Errorf("drift %+v", d)
+		})
+		if cm, err := admin.CoreV1().ConfigMaps(ns).Get(ctx, "settings", metav1.GetOptions{}); err != nil || cm.Labels[contract.SyncLabel] != "elsewhere" {
+			t.Errorf("the moved ConfigMap was taken back: %v (%v)", cm.Labels, err)
+		}
+		relabel(ns)
+		eventually(t, time.Minute, "the ConfigMap back in the sync, no drift", func() error {
+			if d, err := driftOf(p, ns); err != nil || len(d) != 0 {
+				return fmt.Errorf("open drift %+v (%v)", d, err)
+			}
+			return nil
+		})
+
 		// Every watch breaks when the API server restarts; drift after it
 		// is still found.
 		if err := c.RestartAPIServer(ctx); err != nil {
@@ -281,11 +317,11 @@ func TestDrift(t *testing.T) {
 		}
 		// A commit that leaves the Deployment alone keeps the hotfix; one
 		// that changes it wins.
-		commit(t, ns, "cm.yaml", `"v1"`, `"v2"`)
+		commit(t, p, ns, "cm.yaml", `"v1"`, `"v2"`)
 		if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:hotfix" {
 			t.Errorf("image %q (%v) after a commit that left the Deployment alone, want the hotfix kept", img, err)
 		}
-		commit(t, ns, "deploy.yaml", "registry.example.com/web:1.0", "registry.example.com/web:2.0")
+		commit(t, p, ns, "deploy.yaml", "registry.example.com/web:1.0", "registry.example.com/web:2.0")
 		if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:2.0" {
 			t.Errorf("image %q (%v) after git changed the Deployment, want git's", img, err)
 		}
@@ -334,9 +370,55 @@ func TestDrift(t *testing.T) {
 		}
 		// A commit that leaves the Deployment alone applies, and the
 		// change made by hand stays.
-		commit(t, ns, "cm.yaml", `"v1"`, `"v2"`)
+		commit(t, p, ns, "cm.yaml", `"v1"`, `"v2"`)
 		if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:hotfix" {
 			t.Errorf("image %q (%v) after a commit that left the Deployment alone, want the change kept", img, err)
+		}
+	})
+
+	// An agent that starts after the change was made by hand finds it in
+	// its first plan (its watches never saw it happen): under warn it keeps
+	// and reports it, with both values, until git changes the object.
+	t.Run("warn across a restart", func(t *testing.T) {
+		ns := "drift-warn"
+		setImage(ctx, t, admin, ns, "registry.example.com/web:hotfix2")
+		eventually(t, time.Minute, "the drift reported", func() error {
+			d, err := driftOf(p, ns)
+			if err != nil || len(d) != 1 {
+				return fmt.Errorf("drift %+v (%v)", d, err)
+			}
+			return nil
+		})
+		p.signal(syscall.SIGKILL)
+		<-p.done
+		p2 := startAgent(t, sa.Kubeconfig, cfgPath, "--leader-elect=false")
+		wantField := "spec.template.spec.containers[name=app].image: registry.example.com/web:2.0 → registry.example.com/web:hotfix2 by kubectl-set (Update)"
+		eventually(t, 2*time.Minute, "the drift reported by the new agent", func() error {
+			d, err := driftOf(p2, ns)
+			if err != nil {
+				return err
+			}
+			if len(d) != 1 || len(d[0].Fields) != 1 || !strings.HasPrefix(d[0].Fields[0], wantField) {
+				return fmt.Errorf("drift %+v", d)
+			}
+			return nil
+		})
+		polls := counter(p2, `tether_reconcile_duration_seconds_count{outcome="skipped",sync="drift-warn"}`)
+		eventually(t, time.Minute, "two more polls", func() error {
+			if n := counter(p2, `tether_reconcile_duration_seconds_count{outcome="skipped",sync="drift-warn"}`); n < polls+2 {
+				return fmt.Errorf("%v polls", n-polls)
+			}
+			return nil
+		})
+		if d, _ := driftOf(p2, ns); len(d) != 1 {
+			t.Errorf("open drift %+v after two polls, want the Deployment still reported", d)
+		}
+		if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:hotfix2" {
+			t.Errorf("image %q (%v): the policy warn must keep the change across a restart", img, err)
+		}
+		commit(t, p2, ns, "deploy.yaml", "registry.example.com/web:2.0", "registry.example.com/web:3.0")
+		if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:3.0" {
+			t.Errorf("image %q (%v) after git changed the Deployment, want git's", img, err)
 		}
 	})
 }

@@ -59,7 +59,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, v *viewer) {
 	}
 	for _, sync := range q.apply(v.visible) {
 		row := overviewRow{SyncStatus: sync, State: syncState(sync), Link: "syncs/" + url.PathEscape(sync.Name)}
-		ex := s.extras(r.Context(), sync.Name)
+		ex := s.extras(r.Context(), &v.status, sync.Name)
 		if ex.Drift != nil {
 			d.DriftTracked = true
 		}
@@ -127,7 +127,7 @@ func (s *Server) syncPage(w http.ResponseWriter, r *http.Request, v *viewer) {
 		return
 	}
 	p := s.newPage(r, v, sync.Name, nil)
-	d := syncData{Sync: sync, State: syncState(sync), Extras: s.extras(r.Context(), name), Phases: historyPhases(sync.History)}
+	d := syncData{Sync: sync, State: syncState(sync), Extras: s.extras(r.Context(), &v.status, name), Phases: historyPhases(sync.History)}
 	detail, err := s.opts.Source.Sync(r.Context(), v.status.InventoryNamespace, name)
 	if err != nil {
 		s.opts.Log.Warn("reading a sync for the page", "sync", name, "error", err)

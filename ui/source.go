@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/object"
 
+	"github.com/tether-gitops/tether/agent"
 	"github.com/tether-gitops/tether/health"
 	"github.com/tether-gitops/tether/inventory"
 )
@@ -27,9 +28,10 @@ type Source interface {
 // ExtrasSource fills the sections other features own: drift records (the
 // watch cache) and image updates (image automation). Either may be left
 // nil in Extras while its feature is not there; the page then shows no
-// such section.
+// such section. st is the agent's status the page already read, so a
+// page of many syncs reads it once.
 type ExtrasSource interface {
-	Extras(ctx context.Context, sync string) Extras
+	Extras(ctx context.Context, st *agent.Status, sync string) Extras
 }
 
 // Extras are the optional sections of a sync.

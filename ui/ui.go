@@ -410,10 +410,11 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusSeeOther)
 }
 
-// extras returns the optional sections of a sync.
-func (s *Server) extras(ctx context.Context, sync string) Extras {
+// extras returns the optional sections of a sync, from the agent's status
+// st.
+func (s *Server) extras(ctx context.Context, st *agent.Status, sync string) Extras {
 	if s.opts.Extras == nil {
 		return Extras{}
 	}
-	return s.opts.Extras.Extras(ctx, sync)
+	return s.opts.Extras.Extras(ctx, st, sync)
 }

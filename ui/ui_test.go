@@ -575,7 +575,7 @@ func TestExtrasSections(t *testing.T) {
 
 type fixedExtras struct{ e Extras }
 
-func (f fixedExtras) Extras(context.Context, string) Extras { return f.e }
+func (f fixedExtras) Extras(context.Context, *agent.Status, string) Extras { return f.e }
 
 // The sync page shows the tree, the recent attempts with phase timings and
 // writes, and the failure of the last attempt.

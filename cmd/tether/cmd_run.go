@@ -179,7 +179,7 @@ func newUI(ag *agent.Agent, clients *kube.Clients, log *slog.Logger) (*ui.Server
 		Status:   ag.Status,
 		Source:   ui.NewClusterSource(clients.Typed, clients.Dynamic, clients.Mapper, uiCacheTTL),
 		Reviewer: ui.KubeReviewer{Client: clients.Typed},
-		Extras:   agentExtras{ag: ag},
+		Extras:   agentExtras{},
 		Log:      log.With("component", "ui"),
 	})
 }

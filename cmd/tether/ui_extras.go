@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 
 	"github.com/tether-gitops/tether/agent"
 	"github.com/tether-gitops/tether/ui"
@@ -9,11 +10,11 @@ import (
 
 // agentExtras fills the web page's drift and image sections from the
 // agent's status.
-type agentExtras struct{ ag *agent.Agent }
+type agentExtras struct{}
 
-// Extras returns the open drift and the image updates of sync.
-func (e agentExtras) Extras(_ context.Context, sync string) ui.Extras {
-	st := e.ag.Status()
+// Extras returns the open drift and the image updates of sync, from the
+// agent's status st.
+func (e agentExtras) Extras(_ context.Context, st *agent.Status, sync string) ui.Extras {
 	out := ui.Extras{Drift: []ui.Drift{}}
 	for _, s := range st.Syncs {
 		if s.Name != sync {
@@ -24,6 +25,11 @@ func (e agentExtras) Extras(_ context.Context, sync string) ui.Extras {
 				out.Drift = append(out.Drift, ui.Drift{Object: d.ID, Field: "deleted", Since: d.Since})
 			}
 			for _, f := range d.Fields {
+				// "path: git → cluster by manager (Operation) at time": the
+				// page shows the managers in a column of their own.
+				if i := strings.LastIndex(f, " by "); i > 0 {
+					f = f[:i]
+				}
 				out.Drift = append(out.Drift, ui.Drift{Object: d.ID, Field: f, Manager: d.Managers, Since: d.Since})
 			}
 		}
