@@ -685,8 +685,8 @@ func (ia *imageAutomation) resume(ctx context.Context, cfg *config.Config) {
 	}
 	all, err := images.NewStore(ia.a.clients.Typed.CoreV1(), ia.a.invNamespace).List(ctx)
 	if err != nil {
-		ia.log.Error("reading the image records failed; rollouts in progress are not resumed", "error", err)
-		return
+		// Records that could be read are resumed all the same.
+		ia.log.Error("reading image records failed; their rollouts in progress are not resumed", "error", err)
 	}
 	for sync, rec := range all {
 		s, ok := cfg.Sync(sync)

@@ -99,7 +99,16 @@ type liveRunner struct {
 	// wake is the timer that pokes ch for objects to look at again.
 	wake     *time.Timer
 	wakeTime time.Time
+	// unlisted is how long to wait before looking again at objects the
+	// cache cannot answer for: a second at first, doubling to
+	// maxUnlistedWait while it still cannot (a watch the API server
+	// refuses: the agent polls instead), back to a second once it can.
+	unlisted time.Duration
 }
+
+// maxUnlistedWait bounds the wait before looking again at objects the
+// cache cannot answer for.
+const maxUnlistedWait = 30 * time.Second
 
 func newLiveRunner() liveRunner {
 	return liveRunner{ch: make(chan struct{}, 1), dirty: map[object.ObjMetadata]bool{},
@@ -136,6 +145,11 @@ func (r *runner) follow(res *tsync.Result) {
 			refs = append(refs, ref)
 		}
 	}
+	for id, f := range l.fights {
+		if _, ok := l.applied[id]; !ok || time.Since(f.last) > fightWindow {
+			delete(l.fights, id) // forgotten like the fight itself
+		}
+	}
 	for id, d := range l.drift {
 		c, ok := l.applied[id]
 		// Gone from git, or applied again: the drift is over. Drift the
@@ -157,6 +171,9 @@ func (r *runner) follow(res *tsync.Result) {
 		l.drift[c.ID] = open
 		if open.policy != tsync.DriftIgnore {
 			r.reportDrift(c, open)
+		} else {
+			open.summary = open.drift.Summary()
+			r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftIgnored)
 		}
 	}
 	l.needsReconcile = false
@@ -263,6 +280,7 @@ func (r *runner) checkLive(ctx context.Context) {
 	now := time.Now()
 	var correct []*tsync.Change
 	var later time.Time
+	unlisted := false
 	for _, id := range r.takeDirty() {
 		c, ok := l.applied[id]
 		if !ok {
@@ -274,7 +292,7 @@ func (r *runner) checkLive(ctx context.Context) {
 			// in a moment, so a change made before the first list is not
 			// lost.
 			r.markDirty(id)
-			later = earliest(later, now.Add(time.Second))
+			unlisted = true
 			continue
 		}
 		if obj == nil {
@@ -309,7 +327,12 @@ func (r *runner) checkLive(ctx context.Context) {
 		}
 		open.drift, open.policy = d, policy
 		if policy == tsync.DriftIgnore {
-			continue // kept, unreported, until git changes the object
+			// Kept, unreported, until git changes the object; counted.
+			if summary := d.Summary(); summary != open.summary {
+				open.summary = summary
+				r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftIgnored)
+			}
+			continue
 		}
 		r.reportDrift(c, open)
 		if policy != tsync.DriftCorrect {
@@ -318,7 +341,7 @@ func (r *runner) checkLive(ctx context.Context) {
 		if appliers := d.Appliers(); len(appliers) > 0 {
 			// Another tool owns these fields through server-side apply:
 			// it means to. Reported, not fought over.
-			open.correctErr = fmt.Sprintf("not put back: %s own the fields through server-side apply; annotate the object %s (the fields, or \"true\") to take them", strings.Join(appliers, ", "), contract.ForceConflictsAnnotation)
+			open.correctErr = fmt.Sprintf("not put back: %s own the fields through server-side apply; to take them, set the annotation %s on the object in git (the fields, or \"true\")", strings.Join(appliers, ", "), contract.ForceConflictsAnnotation)
 			continue
 		}
 		if next := l.fights[id].next(); now.Before(next) {
@@ -338,6 +361,12 @@ func (r *runner) checkLive(ctx context.Context) {
 		}
 		c.Live = obj
 		correct = append(correct, c)
+	}
+	if unlisted {
+		l.unlisted = min(max(2*l.unlisted, time.Second), maxUnlistedWait)
+		later = earliest(later, now.Add(l.unlisted))
+	} else {
+		l.unlisted = 0
 	}
 	if len(correct) > 0 {
 		r.correct(ctx, correct, now)
@@ -377,6 +406,9 @@ func (r *runner) correct(ctx context.Context, changes []*tsync.Change, now time.
 	}
 	opts := r.syncOptions()
 	writes, err := r.a.syncer.Correct(ctx, opts, changes)
+	for _, c := range changes {
+		c.Live = nil // the cache's copy: not kept past the correction
+	}
 	for _, c := range changes {
 		open := r.live.drift[c.ID]
 		if open == nil {

@@ -119,11 +119,13 @@ func (s *fakeSource) set(rev string) {
 
 // fakeLive stands in for the watch cache.
 type fakeLive struct {
-	mu      gosync.Mutex
-	ready   bool
-	objects map[string]*unstructured.Unstructured // by namespace/name
-	refs    []live.Ref
-	notify  func(live.Event)
+	mu    gosync.Mutex
+	ready bool
+	// unlisted makes Get answer that the cache cannot tell.
+	unlisted bool
+	objects  map[string]*unstructured.Unstructured // by namespace/name
+	refs     []live.Ref
+	notify   func(live.Event)
 }
 
 func (f *fakeLive) Follow(_ string, _ any, refs []live.Ref, notify func(live.Event)) {
@@ -146,6 +148,9 @@ func (f *fakeLive) Ready(string) (bool, string) {
 func (f *fakeLive) Get(_ string, _ live.Ref, name string) (*unstructured.Unstructured, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.unlisted {
+		return nil, false
+	}
 	for _, o := range f.objects {
 		if o.GetName() == name {
 			return o, true
@@ -561,4 +566,60 @@ func counterValue(t *testing.T, m *metrics.Metrics, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// Under the policy ignore, drift a plan keeps is neither shown nor
+// reported, but counted as ignored.
+func TestDriftIgnoredIsCounted(t *testing.T) {
+	a, f := testAgent(t, time.Minute)
+	src := &fakeSource{rev: "main@sha1:1", dir: t.TempDir()}
+	cfg := localSync(t, "web", false)
+	cfg.Drift = tsync.DriftIgnore
+	r := &runner{a: a, cfg: cfg, src: src, trigger: make(chan struct{}, 1), done: make(chan struct{}), live: newLiveRunner()}
+	f.kept = &tsync.Drift{Fields: []tsync.FieldChange{{Path: "spec.replicas", Desired: int64(1), Live: int64(5), Managers: []string{"kubectl (Update)"}}}}
+	if err := r.reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := r.snapshot().Drift; len(d) != 0 {
+		t.Errorf("status shows drift %+v under the policy ignore", d)
+	}
+	if n := counterValue(t, a.metrics, `tether_drift_events_total{action="ignored",sync="web"}`); n != 1 {
+		t.Errorf("%v ignored counted, want 1", n)
+	}
+	if n := counterValue(t, a.metrics, `tether_drift_events_total{action="detected",sync="web"}`); n != 0 {
+		t.Errorf("%v detections counted under the policy ignore", n)
+	}
+}
+
+// Objects the cache cannot answer for (a refused watch) are looked at
+// again after a wait that doubles to maxUnlistedWait, not every second
+// for ever; once the cache answers, the wait starts again from a second.
+func TestUnlistedObjectsBackOff(t *testing.T) {
+	a, _ := testAgent(t, time.Minute)
+	fl := a.live.(*fakeLive)
+	src := &fakeSource{rev: "main@sha1:1", dir: t.TempDir()}
+	r := &runner{a: a, cfg: localSync(t, "web", false), src: src, trigger: make(chan struct{}, 1), done: make(chan struct{}), live: newLiveRunner()}
+	ctx := context.Background()
+	if err := r.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fl.mu.Lock()
+	fl.unlisted = true
+	fl.mu.Unlock()
+	var waits []time.Duration
+	for i := 0; i < 7; i++ {
+		r.checkLive(ctx) // follow marked every object dirty; each pass marks it again
+		waits = append(waits, r.live.unlisted)
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+	fl.mu.Lock()
+	fl.unlisted = false
+	fl.mu.Unlock()
+	r.checkLive(ctx)
+	if r.live.unlisted != 0 {
+		t.Errorf("wait %v after the cache answered, want it reset", r.live.unlisted)
+	}
 }

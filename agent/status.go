@@ -9,6 +9,7 @@ import (
 
 	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/health"
+	"github.com/tether-gitops/tether/metrics"
 	"github.com/tether-gitops/tether/source"
 	tsync "github.com/tether-gitops/tether/sync"
 )
@@ -133,7 +134,7 @@ type ObjectHealth struct {
 // Failing reports whether the sync's newest reconcile failed or its
 // objects are Degraded or Failed.
 func (s SyncStatus) Failing() bool {
-	if s.LastAttempt != nil && s.LastAttempt.Outcome == "failure" {
+	if s.LastAttempt != nil && s.LastAttempt.Outcome == metrics.OutcomeFailure {
 		return true
 	}
 	return s.Health == health.Degraded || s.Health == health.Failed

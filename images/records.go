@@ -258,19 +258,23 @@ func (s *Store) Update(ctx context.Context, sync string, fn func(*Records) error
 }
 
 // List reads the records of every sync in the namespace, by sync name.
+// Records that cannot be decoded are left out and named in the error,
+// returned with the others.
 func (s *Store) List(ctx context.Context) (map[string]*Records, error) {
 	list, err := s.client.ConfigMaps(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: contract.ImageRecordsLabel})
 	if err != nil {
 		return nil, fmt.Errorf("listing image records in %s: %w", s.namespace, err)
 	}
 	out := map[string]*Records{}
+	var bad []error
 	for i := range list.Items {
 		cm := &list.Items[i]
 		rec, err := decodeRecords(cm)
 		if err != nil {
-			return nil, err
+			bad = append(bad, err) // the others are still returned
+			continue
 		}
 		out[cm.Labels[contract.ImageRecordsLabel]] = rec
 	}
-	return out, nil
+	return out, errors.Join(bad...)
 }

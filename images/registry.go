@@ -370,7 +370,7 @@ func readCredentials(reg Registry, host string) (authn.Authenticator, []string, 
 	case reg.PasswordFile != "":
 		b, err := os.ReadFile(reg.PasswordFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading the password file: %w", withoutPath(err))
+			return nil, nil, fmt.Errorf("reading the password file: %w", source.WithoutPath(err))
 		}
 		pass := strings.TrimRight(string(b), "\r\n")
 		if pass == "" {
@@ -381,7 +381,7 @@ func readCredentials(reg Registry, host string) (authn.Authenticator, []string, 
 	case reg.DockerConfigFile != "":
 		b, err := os.ReadFile(reg.DockerConfigFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading the docker config file: %w", withoutPath(err))
+			return nil, nil, fmt.Errorf("reading the docker config file: %w", source.WithoutPath(err))
 		}
 		cfg, err := dockerConfigAuth(b, host)
 		if err != nil {
@@ -481,13 +481,3 @@ type scrubbed struct {
 
 func (s *scrubbed) Error() string { return s.msg }
 func (s *scrubbed) Unwrap() error { return s.cause }
-
-// withoutPath drops the path from a file error: the path of a secret file
-// may be the secret, pasted into the wrong field.
-func withoutPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
-	}
-	return err
-}

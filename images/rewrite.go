@@ -218,7 +218,7 @@ func plainLength(text []byte) int {
 func lineStarts(data []byte) []int {
 	starts := []int{0}
 	for i, c := range data {
-		if c == '\n' && i+1 <= len(data) {
+		if c == '\n' {
 			starts = append(starts, i+1)
 		}
 	}

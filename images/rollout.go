@@ -19,20 +19,24 @@ import (
 // container images moved to a new tag of a policy are followed until
 // their rollout completes or fails, and the outcome is recorded.
 
-// Workload kinds the gate follows (apps/v1).
-var workloadResources = map[string]schema.GroupVersionResource{
-	"Deployment":  {Group: "apps", Version: "v1", Resource: "deployments"},
-	"StatefulSet": {Group: "apps", Version: "v1", Resource: "statefulsets"},
-	"DaemonSet":   {Group: "apps", Version: "v1", Resource: "daemonsets"},
-}
-
-// WorkloadResource is the resource of a workload kind the gate follows.
+// WorkloadResource is the resource of a workload kind the gate follows
+// (apps/v1 Deployments, StatefulSets and DaemonSets).
 func WorkloadResource(id object.ObjMetadata) (schema.GroupVersionResource, bool) {
 	if id.GroupKind.Group != "apps" {
 		return schema.GroupVersionResource{}, false
 	}
-	gvr, ok := workloadResources[id.GroupKind.Kind]
-	return gvr, ok
+	resource := ""
+	switch id.GroupKind.Kind {
+	case "Deployment":
+		resource = "deployments"
+	case "StatefulSet":
+		resource = "statefulsets"
+	case "DaemonSet":
+		resource = "daemonsets"
+	default:
+		return schema.GroupVersionResource{}, false
+	}
+	return schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: resource}, true
 }
 
 // WorkloadImages returns the images of a workload's containers (init

@@ -337,7 +337,7 @@ func (g *Git) connectSSH(sc *scrubber) (*connection, error) {
 	a := g.opts.Auth
 	keyPEM, err := os.ReadFile(a.SSHKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("reading the SSH key file (Auth.SSHKeyFile): %w", withoutPath(err))
+		return nil, fmt.Errorf("reading the SSH key file (Auth.SSHKeyFile): %w", WithoutPath(err))
 	}
 	var signer ssh.Signer
 	if a.SSHPassphraseFile != "" {
@@ -398,7 +398,7 @@ func readSecret(what, field, file, env string, getenv func(string) string) (stri
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("reading the %s file (Auth.%sFile): %w", what, field, withoutPath(err))
+			return "", fmt.Errorf("reading the %s file (Auth.%sFile): %w", what, field, WithoutPath(err))
 		}
 		v := strings.TrimRight(string(b), "\r\n")
 		if v == "" {

@@ -387,7 +387,7 @@ func validateGit(o GitOptions) (GitOptions, endpoint, error) {
 		}
 		if _, err := os.Stat(f.path); err != nil {
 			if f.secret {
-				err = withoutPath(err)
+				err = WithoutPath(err)
 			}
 			return o, ep, fmt.Errorf("%s (Auth.%s): %w", f.what, f.field, err)
 		}
@@ -395,10 +395,10 @@ func validateGit(o GitOptions) (GitOptions, endpoint, error) {
 	return o, ep, nil
 }
 
-// withoutPath drops the path from a *fs.PathError, keeping the operation
+// WithoutPath drops the path from a *fs.PathError, keeping the operation
 // and the cause: the path of a secret file may be the secret itself,
 // pasted into the wrong field.
-func withoutPath(err error) error {
+func WithoutPath(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return fmt.Errorf("%s: %w", pe.Op, pe.Err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	gosync "sync"
 	"time"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -460,7 +461,11 @@ func shortValue(v any) string {
 		s = fmt.Sprint(v)
 	}
 	if len(s) > 80 {
-		s = s[:77] + "..."
+		cut := 77
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut-- // never inside a character
+		}
+		s = s[:cut] + "..."
 	}
 	return s
 }

@@ -3,6 +3,7 @@ package sync
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -228,5 +229,13 @@ func TestCedeIgnored(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestShortValueKeepsCharactersWhole(t *testing.T) {
+	long := strings.Repeat("é", 60) // 120 bytes
+	got := shortValue(long)
+	if !utf8.ValidString(got) || !strings.HasSuffix(got, "...") || len(got) > 80 {
+		t.Errorf("shortValue = %q (%d bytes)", got, len(got))
 	}
 }

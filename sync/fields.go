@@ -19,9 +19,9 @@ import (
 
 // This file compares a desired object with a live one field by field, the
 // way server-side apply sees them: by the field sets recorded in the live
-// object's managedFields. It serves two callers: the plan's local proof
-// that an apply would change nothing (so no dry run is needed), and drift
-// detection, which names each field that changed and who owns it now.
+// object's managedFields. It serves the plan's local proof that an apply
+// would change nothing (so no dry run is needed); drift detection
+// (drift.go) shares its reading of managedFields and its path names.
 //
 // Server-side apply computes field sets from the object's OpenAPI schema,
 // which this code does not have: whether a list is keyed (and by which
@@ -102,7 +102,7 @@ func (m managed) isTether() bool {
 }
 
 // fieldWalk walks a desired object against a live one, guided by a field
-// set (the union of every manager's, for the shape of lists), building the
+// set (tether's own, for the shape of lists), building the
 // field set an apply of the desired object would own and comparing each
 // value with the live one.
 type fieldWalk struct {

@@ -17,8 +17,9 @@ const (
 	DecidedLocally = "proven locally"
 	// DecidedByDryRun: the server answered a dry run.
 	DecidedByDryRun = "dry run"
-	// DecidedKeptDrift: the object drifted under the drift policy warn and
-	// git has not changed it since, so the change in the cluster is kept.
+	// DecidedKeptDrift: the object drifted under the drift policy warn or
+	// ignore and git has not changed it since, so the change in the
+	// cluster is kept.
 	DecidedKeptDrift = "drift kept"
 )
 

@@ -73,7 +73,7 @@ type Options struct {
 	// owned by another manager through server-side apply stay conflicts.
 	DriftPolicy string
 	// KeepDrifted holds, for objects whose drift the sync keeps (drift
-	// policy warn), the Change of the reconcile that last applied them: an
+	// policy warn or ignore), the Change of the reconcile that last applied them: an
 	// object whose rendering has not changed since is left as it is in the
 	// cluster (unchanged, nothing sent); one that git changed is applied.
 	KeepDrifted map[object.ObjMetadata]*Change
@@ -205,8 +205,9 @@ type Change struct {
 	// annotation, so fields deleted from git are deleted in the cluster.
 	TakeOver bool
 	// Decision says how the plan decided the action: DecidedLocally (the
-	// live object proved the apply a no-op) or DecidedByDryRun; "" for
-	// objects not planned against a live version (deferred).
+	// live object proved the apply a no-op), DecidedByDryRun or
+	// DecidedKeptDrift; "" for objects not planned against a live version
+	// (deferred).
 	Decision string
 	// DryRunReason says why the live object could not prove a no-op, when
 	// a dry run decided.

@@ -59,6 +59,11 @@ const (
 	DefaultMaxInFlight = 32
 )
 
+// DefaultBodyTimeout bounds the time a delivery's body may take to
+// arrive. Senders (GitHub, registries, CI jobs) send a few kilobytes at
+// once.
+const DefaultBodyTimeout = 5 * time.Second
+
 // maxAddresses bounds the source addresses whose refusals are tracked.
 const maxAddresses = 4096
 
@@ -87,6 +92,10 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBody bounds the request body in bytes; default DefaultMaxBody.
 	MaxBody int64
+	// BodyTimeout bounds the time the body may take to arrive, and so the
+	// time a slow sender holds an in-flight slot; default
+	// DefaultBodyTimeout.
+	BodyTimeout time.Duration
 	// RateLimit is the refused deliveries per second accepted from one
 	// source address before its refusals are answered 429; default
 	// DefaultRateLimit. Deliveries whose signature verifies are never
@@ -114,6 +123,7 @@ type Receiver struct {
 	trigger  func(string)
 	log      *slog.Logger
 	maxBody  int64
+	bodyTime time.Duration
 	now      func() time.Time
 	targets  atomic.Pointer[index]
 	inFlight *inFlight
@@ -153,6 +163,9 @@ func New(opts Options) *Receiver {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
 	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -160,6 +173,7 @@ func New(opts Options) *Receiver {
 		trigger:  opts.Trigger,
 		log:      opts.Logger,
 		maxBody:  opts.MaxBody,
+		bodyTime: opts.BodyTimeout,
 		now:      opts.Now,
 		inFlight: &inFlight{max: opts.MaxInFlight, perAddress: max(1, opts.MaxInFlight/4), by: map[string]int{}},
 		refusals: newRefusals(rate.Limit(opts.RateLimit), opts.Burst, maxAddresses),
@@ -235,10 +249,18 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			log.Warn(suppressedRefusals, "suppressed", report)
 		}
 		w.Header().Set("Retry-After", "1")
+		// The body is not read: closing the connection answers at once
+		// (net/http would otherwise read what is left of it first).
+		w.Header().Set("Connection", "close")
 		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: "busy"})
 		return
 	}
 	defer r.inFlight.leave(addr)
+	// A slot is held while the body arrives: a sender trickling it keeps
+	// the slot for the body timeout at most, not the server's whole read
+	// timeout. (An error means the connection cannot take a deadline, as
+	// in tests with a recorder; the server's own timeout still applies.)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.bodyTime))
 	o := r.receive(req, endpoint, handle, r.refusals.hasBudget(addr, r.now()))
 	if o.status >= 400 {
 		if ok, wait, report := r.refusals.charge(addr, r.now()); !ok {

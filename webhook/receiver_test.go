@@ -1,11 +1,13 @@
 package webhook
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -726,5 +728,59 @@ func TestSign(t *testing.T) {
 	want := "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 	if got != want {
 		t.Errorf("Sign = %s, want %s", got, want)
+	}
+}
+
+// A sender that trickles its body holds its in-flight slot only until the
+// body timeout, and busy answers close the connection at once: a signed
+// delivery from the same address is served as soon as the slow one's time
+// is up, not after the server's read timeout.
+func TestSlowBodiesLoseTheirSlots(t *testing.T) {
+	var tr triggers
+	r := New(Options{Trigger: tr.trigger, MaxInFlight: 4, BodyTimeout: 200 * time.Millisecond})
+	r.SetTargets(testTargets())
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	// Four slow senders from 127.0.0.1 (every test connection comes from
+	// it): headers and a few bytes of a 1,000-byte body, then nothing.
+	var conns []net.Conn
+	for i := 0; i < 4; i++ {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"sy", GenericPath)
+		conns = append(conns, c)
+	}
+	// The first holds the address's slot (a quarter of 4) and is answered
+	// 400 once its time is up (its body never came); the others are busy
+	// answers (503) at once. None waits for the server's read timeout.
+	for i, c := range conns {
+		if err := c.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		want := " 503 "
+		if i == 0 {
+			want = " 400 "
+		}
+		status, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || !strings.Contains(status, want) {
+			t.Fatalf("slow sender %d got %q (%v), want%s", i, status, err, want)
+		}
+	}
+	body := `{"sync":"byname"}`
+	req, err := http.NewRequest("POST", srv.URL+GenericPath, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(SignatureHeader, Sign([]byte(secretName), []byte(body)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the signed delivery after the slow senders: %s, want 200", resp.Status)
 	}
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/tether-gitops/tether/agent"
 	"github.com/tether-gitops/tether/images"
-	"github.com/tether-gitops/tether/kube"
 )
 
 func (a *app) imagesCommand() *cobra.Command {
@@ -76,24 +75,20 @@ without reaching the agent. Exits 1 when no hold was found, 2 on errors.`,
   tether images release webapp --sync webapp-prod`,
 		Args: cobra.ExactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			cfg, err := a.kube.RESTConfig(a.getenv)
-			if err != nil {
-				return asCode2(err)
-			}
-			clients, err := kube.NewClients(cfg)
+			clients, err := a.clients()
 			if err != nil {
 				return asCode2(err)
 			}
 			released, err := releaseHold(cmd.Context(), images.NewStore(clients.Typed.CoreV1(), invNamespace), args[0], sync)
+			for _, r := range released {
+				fmt.Fprintf(a.stdout, "released %s in sync %s (held at %s, rolled back from %s)\n", args[0], r.sync, r.hold.Tag, r.hold.From)
+			}
 			if err != nil {
 				return asCode2(err)
 			}
 			if len(released) == 0 {
 				fmt.Fprintf(a.stdout, "no hold on image policy %s\n", args[0])
 				return &exitError{code: exitFailure}
-			}
-			for _, r := range released {
-				fmt.Fprintf(a.stdout, "released %s in sync %s (held at %s, rolled back from %s)\n", args[0], r.sync, r.hold.Tag, r.hold.From)
 			}
 			return nil
 		}),
@@ -112,9 +107,9 @@ type releasedHold struct {
 // sync's), and the tag tether last wrote, so the rollback is not seen
 // again.
 func releaseHold(ctx context.Context, store *images.Store, policy, only string) ([]releasedHold, error) {
-	all, err := store.List(ctx)
-	if err != nil {
-		return nil, err
+	all, listErr := store.List(ctx)
+	if listErr != nil && len(all) == 0 {
+		return nil, listErr
 	}
 	names := make([]string, 0, len(all))
 	for name := range all {
@@ -146,7 +141,9 @@ func releaseHold(ctx context.Context, store *images.Store, policy, only string) 
 			out = append(out, releasedHold{sync: name, hold: hold})
 		}
 	}
-	return out, nil
+	// Records that could not be read are reported after the others were
+	// released.
+	return out, listErr
 }
 
 // printImages prints the images section as tables.

@@ -128,13 +128,15 @@ func serve(ctx context.Context, a *app, ag *agent.Agent, page *ui.Server, listen
 		mux.Handle("/", handler)
 		handler = mux
 	}
-	servers := []*http.Server{{Addr: listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second}}
+	// No ReadTimeout on --listen: the page's event streams stay open. Idle
+	// keep-alive connections are closed after a while.
+	servers := []*http.Server{{Addr: listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
 	if page != nil {
 		// The page's event streams never go idle: end them on shutdown.
 		servers[0].RegisterOnShutdown(page.Close)
 	}
 	if webhookListen != "" {
-		servers = append(servers, &http.Server{Addr: webhookListen, Handler: ag.WebhookHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second})
+		servers = append(servers, &http.Server{Addr: webhookListen, Handler: ag.WebhookHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute})
 	}
 	serverErr := make(chan error, len(servers))
 	for _, srv := range servers {

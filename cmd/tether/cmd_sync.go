@@ -13,7 +13,6 @@ import (
 
 	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/health"
-	"github.com/tether-gitops/tether/kube"
 	"github.com/tether-gitops/tether/sync"
 )
 
@@ -62,11 +61,7 @@ func (f *syncFlags) options(a *app) (sync.Options, error) {
 
 // syncer connects to the cluster and renders in a confined child process.
 func (a *app) syncer() (*sync.Syncer, error) {
-	cfg, err := a.kube.RESTConfig(a.getenv)
-	if err != nil {
-		return nil, err
-	}
-	clients, err := kube.NewClients(cfg)
+	clients, err := a.clients()
 	if err != nil {
 		return nil, err
 	}

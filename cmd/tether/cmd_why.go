@@ -42,11 +42,7 @@ errors.`,
   tether why Namespace/webapp-dev`,
 		Args: cobra.ExactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			cfg, err := a.kube.RESTConfig(a.getenv)
-			if err != nil {
-				return asCode2(err)
-			}
-			clients, err := kube.NewClients(cfg)
+			clients, err := a.clients()
 			if err != nil {
 				return asCode2(err)
 			}

@@ -42,6 +42,15 @@ const renderChildCommand = "__render"
 // CPU, no network, no programs), as many at once as the memory budget
 // allows for the memory limit of each, fairly between syncs, and never
 // again for a revision that failed by a limit (render.Scheduler).
+// clients connects to the cluster the kubeconfig flags name.
+func (a *app) clients() (*kube.Clients, error) {
+	cfg, err := a.kube.RESTConfig(a.getenv)
+	if err != nil {
+		return nil, err
+	}
+	return kube.NewClients(cfg)
+}
+
 func (a *app) renderer() (tsync.Renderer, error) {
 	exe, err := os.Executable()
 	if err != nil {
