@@ -172,7 +172,7 @@ func (b *build) plainFile(rel string) ([]Resource, error) {
 		if v, ok := r.GetAnnotations()[konfig.IgnoredByKustomizeAnnotation]; ok && v != "false" {
 			continue
 		}
-		j, err := r.MarshalJSON()
+		j, err := objectJSON(&r.RNode)
 		if err != nil {
 			return nil, &Error{File: res, Entry: r.CurId().String(), Reason: "converting to JSON: " + err.Error(), Err: err}
 		}

@@ -50,7 +50,7 @@ const (
 	// DefaultMaxFileSize caps each file read from the checkout.
 	DefaultMaxFileSize int64 = 8 << 20
 	// DefaultMaxTotalSize caps the YAML read from the checkout and, apart
-	// from that, the YAML rendered.
+	// from that, the rendered objects (as JSON).
 	DefaultMaxTotalSize int64 = 64 << 20
 	// DefaultMaxYAMLNodes caps each YAML document that uses aliases at
 	// 100,000 nodes once the aliases are expanded, and the nodes aliases add
@@ -72,7 +72,7 @@ type Options struct {
 	Root         string // the checkout; nothing outside it may be read
 	Path         string // folder to render, relative to Root ("" = Root)
 	MaxFileSize  int64  // per file read; default 8 MiB
-	MaxTotalSize int64  // total YAML read, and total YAML rendered; default 64 MiB each
+	MaxTotalSize int64  // total YAML read, and total rendered (as JSON); default 64 MiB each
 	MaxYAMLNodes int    // cap on the nodes of a document that uses aliases, once expanded, and on the nodes aliases add in total; default 100,000
 }
 

@@ -599,6 +599,21 @@ metadata:
 			msg:  []string{"b.yaml: size limit exceeded", "MaxTotalSize"},
 		},
 		{
+			// The base is read once (3 KB, within the limit) and rendered
+			// twice, which passes it.
+			name: "too much output",
+			tree: tree{files: map[string]string{
+				"co/kustomization.yaml":      "resources: [one, two]\n",
+				"co/one/kustomization.yaml":  "resources: [../base]\nnamePrefix: one-\n",
+				"co/two/kustomization.yaml":  "resources: [../base]\nnamePrefix: two-\n",
+				"co/base/kustomization.yaml": "resources: [cm.yaml]\n",
+				"co/base/cm.yaml":            configMap + "  A: " + strings.Repeat("x", 3000) + "\n",
+			}},
+			opts: Options{MaxTotalSize: 5000},
+			want: ErrTooLarge,
+			msg:  []string{"base/cm.yaml: ConfigMap/two-settings: size limit exceeded", "rendered objects pass 5000 bytes as JSON (MaxTotalSize)"},
+		},
+		{
 			name: "alias bomb in a resource",
 			tree: tree{files: map[string]string{"co/kustomization.yaml": "resources: [bomb.yaml]\n", "co/bomb.yaml": aliasBomb(9, 10)}},
 			want: ErrYAMLNodes,
