@@ -168,7 +168,7 @@ func (b *build) readFile(rel string) (string, []byte, error) {
 // build as a whole.
 func (b *build) screen(file, entry string, data []byte) error {
 	limit := int64(b.opts.MaxYAMLNodes)
-	extra, err := screenYAML(data, limit)
+	extra, work, err := screenYAML(data, limit)
 	if err != nil {
 		var ne *nodesError
 		if errors.As(err, &ne) {
@@ -187,6 +187,16 @@ func (b *build) screen(file, entry string, data []byte) error {
 	b.extra += extra
 	if b.extra > limit {
 		return refusal(file, entry, ErrYAMLNodes, fmt.Sprintf("aliases in the YAML read so far expand to more than %d extra nodes in total (MaxYAMLNodes)", limit))
+	}
+	return b.addWideWork(file, entry, work)
+}
+
+// addWideWork adds the wide work of a mapping or generator (its keys
+// squared, see MaxWideWork) to the build's and refuses it past the bound.
+func (b *build) addWideWork(file, entry string, work int64) error {
+	b.wideWork += work
+	if b.wideWork > MaxWideWork {
+		return refusal(file, entry, ErrTooLarge, fmt.Sprintf("the wide mappings and generators read so far (those of %d keys or more) add up to more work than four of %d keys (kustomize's time grows with the square of each one's keys; MaxWideWork)", wideWorkMin, MaxMappingKeys))
 	}
 	return nil
 }

@@ -26,7 +26,8 @@ const MaxGeneratorBytes = 1 << 20
 // file (20,000 literals, or an env file of 20,000 lines, take it tens of
 // seconds): a generator gets at most MaxMappingKeys keys, counting its
 // literals, its files and the lines of its env files, and at most
-// MaxGeneratorBytes of keys and values. The files are read through the
+// MaxGeneratorBytes of keys and values, and a wide one counts against the
+// build's MaxWideWork like a wide mapping. The files are read through the
 // sandbox (confined, capped, cached: kustomize later gets the same bytes);
 // one that cannot be read is left for kustomize to report.
 func (v *vetter) generatorInputs(file, dir, entry string, kv types.KvPairSources) error {
@@ -64,6 +65,9 @@ func (v *vetter) generatorInputs(file, dir, entry string, kv types.KvPairSources
 	}
 	if size > MaxGeneratorBytes {
 		return refusal(file, entry, ErrTooLarge, fmt.Sprintf("%d bytes of literals, files and env files, more than %d (the API server refuses a ConfigMap or Secret over 1 MiB)", size, MaxGeneratorBytes))
+	}
+	if keys >= wideWorkMin {
+		return v.b.addWideWork(file, entry, int64(keys)*int64(keys))
 	}
 	return nil
 }

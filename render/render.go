@@ -223,6 +223,7 @@ type build struct {
 	approved map[string]bool   // files read while vetting (see sandbox.ReadFile)
 	read     int64             // bytes read from the checkout
 	extra    int64             // YAML nodes added by alias expansion, whole build
+	wideWork int64             // keys squared of wide mappings and generators, whole build (MaxWideWork)
 	rendered int64             // bytes of YAML rendered
 	// mentionsTracking is set when a file read mentions one of the
 	// annotations kustomize's origin tracking writes; see kustomize.go.

@@ -345,7 +345,7 @@ func TestBuildRefusals(t *testing.T) {
 func refusalCases(t *testing.T) []refusalCase {
 	// Nodes one small bomb adds: three of them pass the build's budget,
 	// two do not, and none is over the per-document limit.
-	smallBomb, err := screenYAML([]byte(aliasBomb(3, 10)), 1<<20)
+	smallBomb, _, err := screenYAML([]byte(aliasBomb(3, 10)), 1<<20)
 	if err != nil || smallBomb == 0 {
 		t.Fatalf("screening a small bomb: %d, %v", smallBomb, err)
 	}

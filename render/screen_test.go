@@ -81,7 +81,7 @@ func TestScreenYAML(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			extra, err := screenYAML([]byte(tt.data), tt.limit)
+			extra, _, err := screenYAML([]byte(tt.data), tt.limit)
 			if tt.errDoc == 0 {
 				if err != nil {
 					t.Fatalf("screenYAML: %v", err)

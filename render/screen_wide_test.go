@@ -53,3 +53,77 @@ func TestWideMappingRefused(t *testing.T) {
 		})
 	}
 }
+
+// The wide work of a file is the square of the keys of each mapping of at
+// least wideWorkMin keys, nested ones included; narrower mappings count
+// nothing.
+func TestScreenCountsWideWork(t *testing.T) {
+	nested := func(keys int) string {
+		return "apiVersion: v1\nkind: List\nitems:\n- " + strings.ReplaceAll(wideConfigMap(keys), "\n", "\n  ")
+	}
+	for _, tc := range []struct {
+		name string
+		data string
+		want int64
+	}{
+		{"narrow", wideConfigMap(wideWorkMin - 1), 0},
+		{"at the threshold", wideConfigMap(wideWorkMin), wideWorkMin * wideWorkMin},
+		{"two documents", wideConfigMap(3000) + "---\n" + wideConfigMap(4000), 3000*3000 + 4000*4000},
+		{"nested", nested(5000), 5000 * 5000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, work, err := screenYAML([]byte(tc.data), DefaultMaxYAMLNodes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if work != tc.want {
+				t.Errorf("work = %d, want %d", work, tc.want)
+			}
+		})
+	}
+}
+
+// Many mappings or generators each under MaxMappingKeys add up: past
+// MaxWideWork the build is refused before kustomize runs (which would take
+// a second of CPU for each), naming the file or entry that passed it.
+func TestWideWorkAddsUpAcrossTheBuild(t *testing.T) {
+	const n = 5 // four mappings of MaxMappingKeys-1 keys fit, the fifth does not
+	keys := MaxMappingKeys - 1
+	t.Run("files", func(t *testing.T) {
+		root := t.TempDir()
+		var res []string
+		for i := range n {
+			name := fmt.Sprintf("cm%d.yaml", i)
+			data := strings.Replace(wideConfigMap(keys), "name: wide", fmt.Sprintf("name: wide%d", i), 1)
+			if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res = append(res, "- "+name)
+		}
+		if err := os.WriteFile(filepath.Join(root, "kustomization.yaml"), []byte("resources:\n"+strings.Join(res, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Build(context.Background(), Options{Root: root})
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "cm4.yaml") || !strings.Contains(err.Error(), "MaxWideWork") {
+			t.Fatalf("want a refusal naming cm4.yaml and MaxWideWork, got %v", err)
+		}
+	})
+	t.Run("generators", func(t *testing.T) {
+		root := t.TempDir()
+		var k strings.Builder
+		k.WriteString("configMapGenerator:\n")
+		for i := range n {
+			fmt.Fprintf(&k, "- name: gen%d\n  literals:\n", i)
+			for j := range keys {
+				fmt.Fprintf(&k, "  - k%05d=v\n", j)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(root, "kustomization.yaml"), []byte(k.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Build(context.Background(), Options{Root: root})
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "configMapGenerator[4]") || !strings.Contains(err.Error(), "MaxWideWork") {
+			t.Fatalf("want a refusal naming configMapGenerator[4] and MaxWideWork, got %v", err)
+		}
+	})
+}
