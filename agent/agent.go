@@ -35,6 +35,9 @@ import (
 type Options struct {
 	// ConfigPath is the configuration file; its folder is watched.
 	ConfigPath string
+	// ConfigLimits are the settings every version of the file is checked
+	// against (the render CPU limit its timeouts must leave room for).
+	ConfigLimits config.Limits
 	// DataDir holds the checkouts, one folder per sync.
 	DataDir string
 	// Namespace is the agent's namespace: the leader lease lives there.
@@ -172,7 +175,7 @@ func New(opts Options, clients *kube.Clients, m *metrics.Metrics, log *slog.Logg
 // never takes over while this process may still write.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.stopEv()
-	cfg, err := config.Load(a.opts.ConfigPath)
+	cfg, err := config.LoadWith(a.opts.ConfigPath, a.opts.ConfigLimits)
 	a.metrics.ConfigReload(err == nil)
 	if err != nil {
 		return err

@@ -95,7 +95,7 @@ func (a *Agent) relevant(name string) bool {
 // logged, reported in /status, counted and recorded as an event, and the
 // running configuration stays. An unchanged file changes nothing.
 func (a *Agent) reload() {
-	cfg, err := config.Load(a.opts.ConfigPath)
+	cfg, err := config.LoadWith(a.opts.ConfigPath, a.opts.ConfigLimits)
 	if err == nil && cfg.Defaults.InventoryNamespace != a.invNamespace {
 		err = fmt.Errorf("%s: defaults.inventoryNamespace: changing it from %q to %q would make every sync forget what it owns (and never prune it); move the inventory ConfigMaps and restart the agent instead",
 			a.opts.ConfigPath, a.invNamespace, cfg.Defaults.InventoryNamespace)

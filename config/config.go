@@ -241,7 +241,21 @@ func (c *Config) Sync(name string) (Sync, bool) {
 // Only a regular file (or a symlink to one, as a mounted ConfigMap is) is
 // read: a FIFO or a device would block the open or the read, and with them
 // the agent's shutdown.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return LoadWith(path, Limits{}) }
+
+// Limits are settings of the agent, outside the file, that a configuration
+// is checked against. The zero Limits check nothing.
+type Limits struct {
+	// RenderCPULimit is the CPU time one render may take (tether's
+	// --render-cpu-limit): every sync's timeout must be longer than a
+	// render may run (render.HardCPULimit), or a render that fails by
+	// the limit would be cancelled by the timeout first, never remembered
+	// as failed, and rendered again at every retry.
+	RenderCPULimit time.Duration
+}
+
+// LoadWith is Load, checking the configuration against lim as well.
+func LoadWith(path string, lim Limits) (*Config, error) {
 	if fi, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	} else if !fi.Mode().IsRegular() {
@@ -261,18 +275,21 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuration %s: %w", path, err)
 	}
-	return Parse(path, data)
+	return ParseWith(path, data, lim)
 }
 
 // Parse parses and validates a configuration; name is the file name used
 // in messages (and the folder of a relative source.localPath). It reports
 // every problem it finds, as an *Error, not just the first. It reads
 // nothing but data.
-func Parse(name string, data []byte) (*Config, error) {
+func Parse(name string, data []byte) (*Config, error) { return ParseWith(name, data, Limits{}) }
+
+// ParseWith is Parse, checking the configuration against lim as well.
+func ParseWith(name string, data []byte, lim Limits) (*Config, error) {
 	if len(data) > MaxFileSize {
 		return nil, &Error{Problems: []Problem{{File: name, Message: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}}}
 	}
-	d := &decoder{file: name}
+	d := &decoder{file: name, lim: lim}
 	raw := d.document(data)
 	var cfg *Config
 	if raw != nil {

@@ -95,6 +95,7 @@ type (
 // decoder walks the YAML node tree, collecting problems as it goes.
 type decoder struct {
 	file     string
+	lim      Limits // the agent's settings the file is checked against
 	problems []Problem
 	// key is the line of the key whose value is being decoded: where a
 	// problem about a missing field inside that value is reported.

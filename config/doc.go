@@ -62,7 +62,7 @@
 // defaults:
 //
 //	interval            duration  1m             poll interval of every source (>= 5s)
-//	timeout             duration  5m             time limit of one reconcile, health wait included (>= 10s)
+//	timeout             duration  5m             time limit of one reconcile, health wait included (>= 10s, > --render-cpu-limit + 5s)
 //	inventoryNamespace  string    tether-system  namespace of the inventory ConfigMaps (a DNS label)
 //	prune               bool      false          delete what a sync applied before and is gone now
 //	deleteBudget        string    "50"           deletes per reconcile: a count, "10%" or "unlimited"
@@ -85,7 +85,7 @@
 //	pruneProtected  list      []                   protected kinds this sync may prune: Namespace,
 //	                                               CustomResourceDefinition, PersistentVolumeClaim
 //	wait            bool      true                 wait for every object to be healthy after applying
-//	timeout         duration  defaults.timeout     time limit of one reconcile (>= 10s)
+//	timeout         duration  defaults.timeout     time limit of one reconcile (>= 10s, > --render-cpu-limit + 5s)
 //	deleteOnRemove  bool      false                when the sync is removed from the file, delete its
 //	                                               objects (true) or leave them in place (false)
 //	webhook.secretFile  path  webhook.secretFile   the sync's own webhook secret

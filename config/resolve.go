@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/tether-gitops/tether/render"
 
 	"github.com/tether-gitops/tether/source"
 	tsync "github.com/tether-gitops/tether/sync"
@@ -38,6 +41,11 @@ func (d *decoder) resolve(raw *rawConfig) *Config {
 		Webhook: Webhook{SecretFile: cleanFile(raw.webhook.secretFile.v)},
 	}
 
+	if raw.defaults.timeout.set {
+		d.checkTimeout(raw.defaults.timeout.line, "defaults.timeout", cfg.Defaults.Timeout)
+	} else if !d.timeoutAllowsRender(DefaultTimeout) {
+		d.addf(raw.line, "defaults.timeout", "not set, so %s, which is not longer than a render may take (--render-cpu-limit %s; a render is killed at %s of CPU): set it to more than that", DefaultTimeout, d.lim.RenderCPULimit, render.HardCPULimit(d.lim.RenderCPULimit))
+	}
 	if len(raw.syncs.v) == 0 && !raw.syncs.bad {
 		line := raw.syncs.line
 		if !raw.syncs.set && line == 0 {
@@ -83,6 +91,9 @@ func (d *decoder) resolveSync(rs *rawSync, p string, cfg *Config) Sync {
 		PruneProtected:    rs.pruneProtected.v,
 		Timeout:           or(rs.timeout, cfg.Defaults.Timeout),
 		WebhookSecretFile: cfg.Webhook.SecretFile,
+	}
+	if rs.timeout.set {
+		d.checkTimeout(rs.timeout.line, p+".timeout", s.Timeout)
 	}
 	if rs.webhook.secretFile.set {
 		s.WebhookSecretFile = cleanFile(rs.webhook.secretFile.v)
@@ -280,4 +291,20 @@ func cleanFile(s string) string {
 		return ""
 	}
 	return filepath.Clean(s)
+}
+
+// timeoutAllowsRender reports whether a reconcile of timeout t leaves a
+// render the CPU time it may take (see Limits.RenderCPULimit).
+func (d *decoder) timeoutAllowsRender(t time.Duration) bool {
+	return d.lim.RenderCPULimit <= 0 || t > render.HardCPULimit(d.lim.RenderCPULimit)
+}
+
+// checkTimeout reports a timeout set at line (path) that is not longer
+// than a render may take.
+func (d *decoder) checkTimeout(line int, path string, t time.Duration) {
+	if d.timeoutAllowsRender(t) {
+		return
+	}
+	hard := render.HardCPULimit(d.lim.RenderCPULimit)
+	d.addf(line, path, "%s is not longer than a render may take (--render-cpu-limit %s; a render is killed at %s of CPU): a render that fails by the limit would be cancelled first, never remembered as failed, and rendered again at every retry; set more than %s, or lower --render-cpu-limit", t, d.lim.RenderCPULimit, hard, hard)
 }

@@ -87,6 +87,9 @@ func startAgent(t *testing.T, kubeconfig, configPath string, extra ...string) *a
 		"--webhook-listen", fmt.Sprintf("127.0.0.1:%d", hookPort),
 		"--namespace", "tether-system",
 		"--log-level", "debug",
+		// The tests' renders take well under a second; their syncs'
+		// timeouts (1m) must be longer than a render may take.
+		"--render-cpu-limit", "30s",
 	}, extra...)
 	p.cmd = exec.Command(tetherBinary(t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

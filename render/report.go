@@ -35,6 +35,12 @@ const (
 // the hard limit is the backstop for a child that cannot.
 const cpuGrace = 5 * time.Second
 
+// HardCPULimit is the CPU time at which the kernel kills a render whose
+// CPU limit is limit. Whoever cancels renders by a deadline (a sync's
+// timeout) should allow longer, or a render that would fail by the limit
+// is cancelled first, and its failure is never remembered.
+func HardCPULimit(limit time.Duration) time.Duration { return limit + cpuGrace }
+
 // childReport is the child's end of the report pipe; a nil one reports
 // nothing.
 type childReport struct {

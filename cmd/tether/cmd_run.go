@@ -53,7 +53,8 @@ Webhooks on --webhook-listen: /hooks/github, /hooks/generic.`,
 			// The configuration is checked before anything else (cluster
 			// access, listeners), so its problems are what a bad start
 			// reports.
-			loaded, err := config.Load(opts.ConfigPath)
+			opts.ConfigLimits = config.Limits{RenderCPULimit: a.renderCPU}
+			loaded, err := config.LoadWith(opts.ConfigPath, opts.ConfigLimits)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -111,6 +112,22 @@ func TestRunChecksConfigFirst(t *testing.T) {
 	if err := os.WriteFile(good, []byte("apiVersion: tether.dev/v1alpha1\nkind: AgentConfig\nsyncs:\n  - name: a\n    source:\n      localPath: /srv\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	slow := filepath.Join(dir, "slow.yaml")
+	if err := os.WriteFile(slow, []byte("apiVersion: tether.dev/v1alpha1\nkind: AgentConfig\nsyncs:\n  - name: a\n    timeout: 30s\n    source:\n      localPath: /srv\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A kubeconfig that would work, and the listen address already taken:
+	// had tether opened a listener (or reached for the cluster) before
+	// checking the file, the error would be about those.
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:1\"}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	noKube := func(k string) string {
 		if k == "KUBECONFIG" {
 			return filepath.Join(dir, "no-kubeconfig")
@@ -123,6 +140,10 @@ func TestRunChecksConfigFirst(t *testing.T) {
 		wantCode int
 		want     string
 	}{
+		{"bad file, a kubeconfig and a taken address", []string{"run", "--config", bad, "--kubeconfig", kubeconfig, "--listen", taken.Addr().String(), "--webhook-listen", taken.Addr().String()}, exitFailure, bad + ":5: syncs[0].prun: unknown field"},
+		{"timeout shorter than the render CPU limit", []string{"run", "--config", slow, "--check"}, exitFailure, slow + ":5: syncs[0].timeout: 30s is not longer than a render may take (--render-cpu-limit 2m0s"},
+		{"timeout longer than the render CPU limit", []string{"run", "--config", slow, "--check", "--render-cpu-limit", "20s"}, 0, slow + ": valid, 1 syncs"},
+		{"default timeout shorter than the render CPU limit", []string{"run", "--config", good, "--check", "--render-cpu-limit", "10m"}, exitFailure, good + ":1: defaults.timeout: not set, so 5m0s"},
 		{"bad file, no kubeconfig", []string{"run", "--config", bad, "--listen", "127.0.0.1:0"}, exitFailure, bad + ":5: syncs[0].prun: unknown field"},
 		{"bad file, --check", []string{"run", "--config", bad, "--check"}, exitFailure, bad + ":5: syncs[0].prun: unknown field"},
 		{"missing file, --check", []string{"run", "--config", filepath.Join(dir, "nope.yaml"), "--check"}, exitFailure, "no such file"},
@@ -139,7 +160,7 @@ func TestRunChecksConfigFirst(t *testing.T) {
 			if got := stderr.String() + out.String(); !strings.Contains(got, tc.want) {
 				t.Errorf("output %q does not mention %q", got, tc.want)
 			}
-			if strings.Contains(stderr.String(), "kubeconfig") {
+			if strings.Contains(stderr.String(), "kubeconfig") || strings.Contains(stderr.String(), "listen") {
 				t.Errorf("the configuration's problems come after the kubeconfig's: %q", stderr.String())
 			}
 		})

@@ -292,7 +292,7 @@ func (d *demo) writeConfig(repoURL string, caPEM []byte) (string, error) {
 kind: AgentConfig
 defaults:
   interval: 1m
-  timeout: 2m
+  timeout: 3m
   prune: true
 webhook:
   secretFile: %s
