@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/tether-gitops/tether/config"
+	"github.com/tether-gitops/tether/source"
 	"github.com/tether-gitops/tether/webhook"
 )
 
@@ -148,7 +148,7 @@ func (a *Agent) webhookTargets(cfg *config.Config) []webhook.Target {
 		if s.WebhookSecretFile == "" {
 			continue
 		}
-		secret, err := os.ReadFile(s.WebhookSecretFile)
+		secret, err := source.ReadRegularFile(s.WebhookSecretFile, source.MaxCredentialFile)
 		if err == nil && len(strings.TrimSpace(string(secret))) == 0 {
 			err = errors.New("the file is empty")
 		}

@@ -3,10 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/tether-gitops/tether/source"
@@ -256,24 +253,9 @@ type Limits struct {
 
 // LoadWith is Load, checking the configuration against lim as well.
 func LoadWith(path string, lim Limits) (*Config, error) {
-	if fi, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
-	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("configuration %s: not a regular file (%s)", path, fi.Mode().Type())
-	}
-	// O_NONBLOCK: should the path become a FIFO between the Stat and the
-	// open, the open does not wait for a writer.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	data, err := source.ReadRegularFile(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("configuration %s: not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("configuration %s: %w", path, err)
 	}
 	return ParseWith(path, data, lim)
 }

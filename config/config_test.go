@@ -823,7 +823,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Load(big)
-	if err == nil || !strings.Contains(err.Error(), big+": file is larger than") {
+	if err == nil || !strings.Contains(err.Error(), big+": larger than") {
 		t.Errorf("big file: %v", err)
 	}
 	bad := filepath.Join(dir, "bad.yaml")

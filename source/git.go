@@ -290,7 +290,7 @@ func (g *Git) connect(sc *scrubber) (*connection, error) {
 	}
 	var caPEM []byte
 	if a.CAFile != "" {
-		b, err := os.ReadFile(a.CAFile)
+		b, err := ReadRegularFile(a.CAFile, MaxCredentialFile)
 		if err != nil {
 			return nil, fmt.Errorf("reading CA file: %w", err)
 		}
@@ -335,7 +335,7 @@ func (t *tracedSession) close() error { return t.s.close() }
 
 func (g *Git) connectSSH(sc *scrubber) (*connection, error) {
 	a := g.opts.Auth
-	keyPEM, err := os.ReadFile(a.SSHKeyFile)
+	keyPEM, err := ReadRegularFile(a.SSHKeyFile, MaxCredentialFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading the SSH key file (Auth.SSHKeyFile): %w", WithoutPath(err))
 	}
@@ -396,7 +396,7 @@ func (g *Git) connectSSH(sc *scrubber) (*connection, error) {
 // value: a secret pasted into the field by mistake would show.
 func readSecret(what, field, file, env string, getenv func(string) string) (string, error) {
 	if file != "" {
-		b, err := os.ReadFile(file)
+		b, err := ReadRegularFile(file, MaxCredentialFile)
 		if err != nil {
 			return "", fmt.Errorf("reading the %s file (Auth.%sFile): %w", what, field, WithoutPath(err))
 		}

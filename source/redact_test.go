@@ -200,7 +200,7 @@ func TestReadSecret(t *testing.T) {
 	}{
 		{"", "hunter2-pasted-secret", "the password variable (Auth.PasswordEnv) is unset or empty"},
 		{empty, "", "the password file (Auth.PasswordFile) is empty"},
-		{"/hunter2-pasted-secret", "", "reading the password file (Auth.PasswordFile): open: no such file or directory"},
+		{"/hunter2-pasted-secret", "", "reading the password file (Auth.PasswordFile): stat: no such file or directory"},
 	} {
 		_, err := readSecret("password", "Password", tc.file, tc.env, env)
 		if err == nil || err.Error() != tc.want {
