@@ -213,8 +213,10 @@ func (r *Receiver) SetTargets(targets []Target) {
 // ServeHTTP serves GitHubPath and GenericPath; see the package
 // documentation for the protocol.
 //
-// Every delivery's body is read (bounded) and its signature checked before
-// anything else is decided, so a flood of unsigned or badly signed requests
+// A delivery without a well-formed signature header is refused before its
+// body is read (it never holds an in-flight slot); every other delivery's
+// body is read (bounded) and its signature checked before anything else
+// is decided, so a flood of unsigned or badly signed requests
 // cannot keep a correctly signed one out: refusals are counted per source
 // address and, past that address's budget, answered 429 (and no longer
 // logged one by one), while a delivery that verifies is always served.
@@ -239,6 +241,20 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, errorResponse{Error: "use POST"})
 		return
 	}
+	if endpoint != "registry" {
+		// A delivery without a well-formed signature header is refused
+		// before its body is read, so it never holds an in-flight slot
+		// that a signed delivery would need.
+		header := SignatureHeader
+		if endpoint == "github" {
+			header = GitHubSignatureHeader
+		}
+		if _, err := parseSignature(req.Header.Get(header)); err != nil {
+			w.Header().Set("Connection", "close") // the body is not read
+			r.answer(w, log, addr, outcome{status: http.StatusUnauthorized, result: "unsigned: " + err.Error(), clientError: err.Error() + " (" + header + ")"})
+			return
+		}
+	}
 	if !r.inFlight.enter(addr) {
 		// A refusal like the others: logged within the address's budget,
 		// summarised past it, so a sender that keeps its slots busy and
@@ -261,7 +277,13 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// timeout. (An error means the connection cannot take a deadline, as
 	// in tests with a recorder; the server's own timeout still applies.)
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.bodyTime))
-	o := r.receive(req, endpoint, handle, r.refusals.hasBudget(addr, r.now()))
+	r.answer(w, log, addr, r.receive(req, endpoint, handle, r.refusals.hasBudget(addr, r.now())))
+}
+
+// answer charges a refusal to the address's budget (answering 429 past
+// it), logs the outcome, triggers what a verified delivery names and
+// writes the answer.
+func (r *Receiver) answer(w http.ResponseWriter, log *slog.Logger, addr string, o outcome) {
 	if o.status >= 400 {
 		if ok, wait, report := r.refusals.charge(addr, r.now()); !ok {
 			if report > 0 {

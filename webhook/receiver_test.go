@@ -608,6 +608,7 @@ func TestBusyAnswersAreNotLoggedOneByOne(t *testing.T) {
 	for i := 0; i < 500; i++ {
 		req := httptest.NewRequest("POST", GenericPath, strings.NewReader(`{"sync":"byname"}`))
 		req.RemoteAddr = "192.0.2.1:1"
+		req.Header.Set(SignatureHeader, Sign([]byte("wrong"), []byte(`{"sync":"byname"}`)))
 		rec := httptest.NewRecorder()
 		r.ServeHTTP(rec, req)
 		if rec.Code != 503 {
@@ -742,7 +743,8 @@ func TestSlowBodiesLoseTheirSlots(t *testing.T) {
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	// Four slow senders from 127.0.0.1 (every test connection comes from
-	// it): headers and a few bytes of a 1,000-byte body, then nothing.
+	// it): headers with a signature (a wrong one) and a few bytes of a
+	// 1,000-byte body, then nothing.
 	var conns []net.Conn
 	for i := 0; i < 4; i++ {
 		c, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -750,7 +752,7 @@ func TestSlowBodiesLoseTheirSlots(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"sy", GenericPath)
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\n%s: %s\r\nContent-Length: 1000\r\n\r\n{\"sy", GenericPath, SignatureHeader, Sign([]byte("wrong"), nil))
 		conns = append(conns, c)
 	}
 	// The first holds the address's slot (a quarter of 4) and is answered
@@ -782,5 +784,55 @@ func TestSlowBodiesLoseTheirSlots(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("the signed delivery after the slow senders: %s, want 200", resp.Status)
+	}
+}
+
+// A delivery without a well-formed signature header is refused before its
+// body is read: however many such senders trickle their bodies, none
+// holds an in-flight slot, and a signed delivery from the same address is
+// served while they are still connected. (With the slots taken, the
+// unsigned ones would wait for the hour-long body timeout and the signed
+// one would be answered 503.)
+func TestUnsignedDeliveriesHoldNoSlot(t *testing.T) {
+	var tr triggers
+	r := New(Options{Trigger: tr.trigger, MaxInFlight: 4, BodyTimeout: time.Hour})
+	r.SetTargets(testTargets())
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	for i := 0; i < 8; i++ {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		sig := ""
+		if i%2 == 1 {
+			sig = SignatureHeader + ": sha1=abc\r\n" // not a sha256 signature
+		}
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: 1000\r\n\r\n{\"sy", GenericPath, sig)
+		if err := c.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		status, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || !strings.Contains(status, " 401 ") {
+			t.Fatalf("unsigned slow sender %d got %q (%v), want 401 at once", i, status, err)
+		}
+	}
+	body := `{"sync":"byname"}`
+	req, err := http.NewRequest("POST", srv.URL+GenericPath, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(SignatureHeader, Sign([]byte(secretName), []byte(body)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the signed delivery beside the unsigned senders: %s, want 200", resp.Status)
+	}
+	if got := tr.take(); !slices.Equal(got, []string{"byname"}) {
+		t.Errorf("triggered %v, want byname", got)
 	}
 }
