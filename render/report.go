@@ -136,7 +136,7 @@ func explain(memoryLimit int64, cpuLimit time.Duration, f exitFacts) error {
 	memory := func(detail string) error {
 		file, reason := f.where, fmt.Sprintf("rendering used more than %s of memory%s (the render memory limit, tether --render-memory-limit)", mib(memoryLimit), detail)
 		if f.lastFile != "" {
-			file, reason = f.lastFile, reason+"; it was working on this file, the last one it read"
+			file, reason = f.lastFile, reason+"; this is the last file it read before it ran out (kustomize reads each file once, so it may have been working on one read earlier)"
 		}
 		return refusal(file, "", ErrTooLarge, reason)
 	}

@@ -63,12 +63,12 @@ func TestExplain(t *testing.T) {
 		{
 			name:  "killed early: the out-of-memory killer",
 			facts: exitFacts{where: "app", lastFile: "app/big.yaml", killed: true, cpu: 3 * time.Second, peak: 299 << 20},
-			want:  "app/big.yaml: size limit exceeded: rendering used more than 768 MiB of memory, or more than the pod had left: it was killed by the kernel after using 299 MiB (the render memory limit, tether --render-memory-limit); it was working on this file, the last one it read",
+			want:  "app/big.yaml: size limit exceeded: rendering used more than 768 MiB of memory, or more than the pod had left: it was killed by the kernel after using 299 MiB (the render memory limit, tether --render-memory-limit); this is the last file it read before it ran out (kustomize reads each file once, so it may have been working on one read earlier)",
 		},
 		{
 			name:  "the Go runtime ran out of memory",
 			facts: exitFacts{where: "app", lastFile: "app/big.yaml", outOfMemory: true, cpu: 100 * time.Second, err: exit1},
-			want:  "app/big.yaml: size limit exceeded: rendering used more than 768 MiB of memory (the render memory limit, tether --render-memory-limit); it was working on this file, the last one it read",
+			want:  "app/big.yaml: size limit exceeded: rendering used more than 768 MiB of memory (the render memory limit, tether --render-memory-limit); this is the last file it read before it ran out (kustomize reads each file once, so it may have been working on one read earlier)",
 		},
 		{
 			name:  "out of memory before reading anything",
