@@ -47,8 +47,9 @@ type fakeCluster struct {
 
 	mu gosync.Mutex
 	// failApply and failDelete make the named object's (Kind/ns/name)
-	// real apply or delete fail with the error.
-	failApply, failDelete map[string]error
+	// real apply or delete fail with the error; failDryRun its dry run
+	// (an admission denial, say).
+	failApply, failDelete, failDryRun map[string]error
 	// log records the writes: "apply Kind/ns/name", "delete Kind/ns/name".
 	log []string
 	rv  int
@@ -88,6 +89,7 @@ func newFakeCluster(t *testing.T, objs ...*unstructured.Unstructured) *fakeClust
 		typed:      k8sfake.NewSimpleClientset(),
 		failApply:  map[string]error{},
 		failDelete: map[string]error{},
+		failDryRun: map[string]error{},
 	}
 	for _, o := range objs {
 		f.add(o)
@@ -218,6 +220,9 @@ func (f *fakeCluster) apply(gvr schema.GroupVersionResource, ns, name string, pa
 	if err := f.failApply[key]; err != nil && !dryRun {
 		return nil, err
 	}
+	if err := f.failDryRun[key]; err != nil && dryRun {
+		return nil, err
+	}
 	live, err := f.dyn.Tracker().Get(gvr, ns, name)
 	exists := err == nil
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -271,6 +276,7 @@ func (f *fakeCluster) serveRaw(req *http.Request) (*http.Response, error) {
 		if se, ok := err.(apierrors.APIStatus); ok {
 			status = se.Status()
 		}
+		status.Kind, status.APIVersion = "Status", "v1" // as the API server sends it
 		data, _ := json.Marshal(status)
 		return &http.Response{StatusCode: int(status.Code), Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(bytes.NewReader(data))}, nil
 	}

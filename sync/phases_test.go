@@ -11,7 +11,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/inventory"
@@ -281,4 +283,84 @@ func TestTakeOverPatch(t *testing.T) {
 	if needsTakeOver(configMap("b", "1")) {
 		t.Error("an object kubectl never applied needs a take-over")
 	}
+}
+
+// A dry run the API server refuses (an admission denial) fails the plan
+// phase naming the object, before anything is written: no object is
+// applied, the inventory does not move, nothing is pruned.
+func TestPlanRefusalWritesNothing(t *testing.T) {
+	f := newFakeCluster(t)
+	if _, err := reconcileOnce(t, f, testOpts, "main@sha1:1", configMap("a", "1"), configMap("old", "1")); err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.writes())
+	f.failDryRun["ConfigMap/app/b"] = apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "b", errors.New("admission webhook denied the request"))
+	res, err := reconcileOnce(t, f, testOpts, "main@sha1:2", configMap("a", "2"), configMap("b", "1"))
+	var pe *PhaseError
+	if !errors.As(err, &pe) || pe.Phase != "plan" || !strings.Contains(err.Error(), "ConfigMap/app/b") || !strings.Contains(err.Error(), "admission webhook denied") {
+		t.Fatalf("error %v, want a plan PhaseError naming ConfigMap/app/b and the server's reason", err)
+	}
+	if res.Phase != "plan" || res.Writes != 0 {
+		t.Errorf("result phase %q with %d writes, want plan and none", res.Phase, res.Writes)
+	}
+	if w := f.writes()[before:]; len(w) != 0 {
+		t.Errorf("writes after a refused dry run: %v", w)
+	}
+	if got := inventoryIDs(t, f, "web"); !slices.Equal(got, []string{"ConfigMap/app/a", "ConfigMap/app/old"}) {
+		t.Errorf("inventory after a refused plan: %v", got)
+	}
+	if live := f.get("ConfigMap", "app", "a"); live == nil || live.Object["data"].(map[string]any)["k"] != "1" {
+		t.Errorf("ConfigMap/app/a changed by a refused plan: %v", live)
+	}
+}
+
+// When the inventory cannot be written, nothing that depends on it
+// happens: a new object is not created unless its intent was recorded
+// (a crash would leave it unowned), and an object the revision dropped
+// is not pruned unless the new inventory was saved.
+func TestInventoryWriteFailureStopsWhatDependsOnIt(t *testing.T) {
+	refuse := func(f *fakeCluster) {
+		f.typed.PrependReactor("update", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewServiceUnavailable("etcd is unavailable")
+		})
+	}
+	t.Run("intent", func(t *testing.T) {
+		f := newFakeCluster(t)
+		if _, err := reconcileOnce(t, f, testOpts, "main@sha1:1", configMap("a", "1")); err != nil {
+			t.Fatal(err)
+		}
+		before := len(f.writes())
+		refuse(f)
+		res, err := reconcileOnce(t, f, testOpts, "main@sha1:2", configMap("a", "1"), configMap("b", "1"))
+		var pe *PhaseError
+		if !errors.As(err, &pe) || pe.Phase != "inventory" || !strings.Contains(err.Error(), "etcd is unavailable") {
+			t.Fatalf("error %v, want an inventory PhaseError with the server's reason", err)
+		}
+		if res.Phase != "inventory" {
+			t.Errorf("result phase %q", res.Phase)
+		}
+		if w := f.writes()[before:]; len(w) != 0 || f.get("ConfigMap", "app", "b") != nil {
+			t.Errorf("objects written although their intent could not be recorded: %v", w)
+		}
+	})
+	t.Run("save before prune", func(t *testing.T) {
+		f := newFakeCluster(t)
+		if _, err := reconcileOnce(t, f, testOpts, "main@sha1:1", configMap("a", "1"), configMap("old", "1")); err != nil {
+			t.Fatal(err)
+		}
+		refuse(f)
+		_, err := reconcileOnce(t, f, testOpts, "main@sha1:2", configMap("a", "2"))
+		var pe *PhaseError
+		if !errors.As(err, &pe) || pe.Phase != "inventory" {
+			t.Fatalf("error %v, want an inventory PhaseError", err)
+		}
+		if f.get("ConfigMap", "app", "old") == nil {
+			t.Error("ConfigMap/app/old was pruned although the new inventory was not saved")
+		}
+		for _, w := range f.writes() {
+			if strings.HasPrefix(w, "delete ") {
+				t.Errorf("deleted after a failed inventory save: %s", w)
+			}
+		}
+	})
 }
