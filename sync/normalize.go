@@ -122,6 +122,15 @@ func withoutServerFields(obj *unstructured.Unstructured) *unstructured.Unstructu
 	return c
 }
 
+// WithoutServerFields returns a copy of obj without status and the
+// metadata fields only the API server sets (managedFields, resourceVersion,
+// generation, uid, selfLink, creationTimestamp, deletionTimestamp,
+// deletionGracePeriodSeconds), for showing or comparing two versions of an
+// object the way tether's plan and diff do (the web page uses it).
+func WithoutServerFields(obj *unstructured.Unstructured) *unstructured.Unstructured {
+	return withoutServerFields(obj)
+}
+
 func setLabel(obj *unstructured.Unstructured, k, v string) {
 	l := obj.GetLabels()
 	if l == nil {

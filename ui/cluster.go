@@ -263,29 +263,29 @@ func (s *ClusterSource) inventories(ctx context.Context, invNamespace string) (i
 	})
 }
 
-// Object reads the inventories that list the object and the object
-// itself, with Secret values masked before anything else sees them.
-func (s *ClusterSource) Object(ctx context.Context, invNamespace string, id object.ObjMetadata) (*ObjectDetail, error) {
-	return cached(ctx, s, "object\x00"+invNamespace+"\x00"+id.String(), func(ctx context.Context) (*ObjectDetail, error) {
-		list, err := s.inventories(ctx, invNamespace)
-		if err != nil {
-			return nil, err
+// Owners returns the inventories that list the object, from the list of
+// every inventory (kept for the cache period, so pages for many names cost
+// one read).
+func (s *ClusterSource) Owners(ctx context.Context, invNamespace string, id object.ObjMetadata) ([]inventory.Owner, error) {
+	list, err := s.inventories(ctx, invNamespace)
+	if err != nil {
+		return nil, err
+	}
+	var owners []inventory.Owner
+	for _, inv := range list.invs {
+		if e, ok := inv.Entries[id]; ok {
+			owners = append(owners, inventory.Owner{Inventory: inv, Entry: e})
 		}
+	}
+	return owners, list.err
+}
+
+// Object reads the object itself, with Secret values masked before
+// anything else sees them. The page calls it only for an object a sync
+// the user may read owns.
+func (s *ClusterSource) Object(ctx context.Context, id object.ObjMetadata) (*ObjectDetail, error) {
+	return cached(ctx, s, "object\x00"+id.String(), func(ctx context.Context) (*ObjectDetail, error) {
 		d := &ObjectDetail{ID: id}
-		for _, inv := range list.invs {
-			if e, ok := inv.Entries[id]; ok {
-				d.Owners = append(d.Owners, inventory.Owner{Inventory: inv, Entry: e})
-			}
-		}
-		if list.err != nil {
-			if len(d.Owners) == 0 {
-				return nil, list.err
-			}
-			d.Notes = append(d.Notes, list.err.Error())
-		}
-		if len(d.Owners) == 0 {
-			return d, nil
-		}
 		mapping, err := s.mapper.RESTMapping(id.GroupKind)
 		if err != nil {
 			d.Notes = append(d.Notes, fmt.Sprintf("the API server does not serve %s: %v", id.GroupKind, err))

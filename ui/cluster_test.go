@@ -34,20 +34,20 @@ func TestObjectReadsTheInventoriesOnce(t *testing.T) {
 
 	for _, name := range []string{"a", "b", "c", "d"} {
 		id := object.ObjMetadata{GroupKind: schema.GroupKind{Kind: "ConfigMap"}, Namespace: "shop", Name: name}
-		d, err := s.Object(ctx, "tether-system", id)
+		owners, err := s.Owners(ctx, "tether-system", id)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if len(d.Owners) != 0 {
-			t.Errorf("%s: owners %v, want none", name, d.Owners)
+		if len(owners) != 0 {
+			t.Errorf("%s: owners %v, want none", name, owners)
 		}
 	}
-	d, err := s.Object(ctx, "tether-system", settings)
+	owners, err := s.Owners(ctx, "tether-system", settings)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Owners) != 1 || d.Owners[0].Inventory.Sync != "shop" || d.Owners[0].Entry.Revision != inv.Entries[settings].Revision {
-		t.Errorf("owners of %s: %+v, want the inventory of shop", settings, d.Owners)
+	if len(owners) != 1 || owners[0].Inventory.Sync != "shop" || owners[0].Entry.Revision != inv.Entries[settings].Revision {
+		t.Errorf("owners of %s: %+v, want the inventory of shop", settings, owners)
 	}
 	lists := 0
 	for _, a := range typed.Actions() {

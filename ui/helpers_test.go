@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/object"
 
 	"github.com/tether-gitops/tether/agent"
+	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/health"
 	"github.com/tether-gitops/tether/inventory"
 )
@@ -67,10 +68,14 @@ func (f *fakeReviewer) calls() (int, int) {
 	return f.authCalls, f.canReadCalls
 }
 
-// fakeSource serves fixed details.
+// fakeSource serves fixed details, and counts the objects it was asked to
+// read.
 type fakeSource struct {
 	syncs   map[string]*SyncDetail
 	objects map[object.ObjMetadata]*ObjectDetail
+
+	mu    gosync.Mutex
+	reads []object.ObjMetadata
 }
 
 func (f *fakeSource) Sync(_ context.Context, _, sync string) (*SyncDetail, error) {
@@ -80,18 +85,38 @@ func (f *fakeSource) Sync(_ context.Context, _, sync string) (*SyncDetail, error
 	return &SyncDetail{}, nil
 }
 
-func (f *fakeSource) Object(_ context.Context, _ string, id object.ObjMetadata) (*ObjectDetail, error) {
+func (f *fakeSource) Owners(_ context.Context, _ string, id object.ObjMetadata) ([]inventory.Owner, error) {
 	if d, ok := f.objects[id]; ok {
-		return d, nil
+		return d.Owners, nil
+	}
+	return nil, nil
+}
+
+func (f *fakeSource) Object(_ context.Context, id object.ObjMetadata) (*ObjectDetail, error) {
+	f.mu.Lock()
+	f.reads = append(f.reads, id)
+	f.mu.Unlock()
+	if d, ok := f.objects[id]; ok {
+		c := *d
+		c.Owners = nil // the page fills them from Owners
+		return &c, nil
 	}
 	return &ObjectDetail{ID: id}, nil
+}
+
+// objectReads returns the objects Object was asked for.
+func (f *fakeSource) objectReads() []object.ObjMetadata {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]object.ObjMetadata(nil), f.reads...)
 }
 
 // failingSource cannot read any object, and says which.
 type failingSource struct{ *fakeSource }
 
-func (failingSource) Object(_ context.Context, _ string, id object.ObjMetadata) (*ObjectDetail, error) {
-	return nil, errors.New("reading " + id.String() + ": the server is unhappy")
+func (f failingSource) Object(ctx context.Context, id object.ObjMetadata) (*ObjectDetail, error) {
+	_, _ = f.fakeSource.Object(ctx, id) // counted
+	return nil, errors.New("reading " + contract.ObjectRef(id) + ": the server is unhappy")
 }
 
 // hostile is what an attacker may put in a commit message, an annotation
@@ -151,7 +176,7 @@ func testSource() *fakeSource {
 	// page masks anyway.
 	liveSecret := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "Secret",
-		"metadata":   map[string]any{"name": "creds", "namespace": "shop", "annotations": map[string]any{lastAppliedAnnotation: `{"stringData":{"password":"` + secretValue + `"}}`}},
+		"metadata":   map[string]any{"name": "creds", "namespace": "shop", "annotations": map[string]any{contract.LastAppliedAnnotation: `{"stringData":{"password":"` + secretValue + `"}}`}},
 		"data":       map[string]any{"password": "aHVudGVyMi12ZXJ5LXNlY3JldA=="},
 		"stringData": map[string]any{"password": secretValue},
 	}}

@@ -17,6 +17,7 @@ import (
 	"github.com/tether-gitops/tether/agent"
 	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/inventory"
+	tsync "github.com/tether-gitops/tether/sync"
 )
 
 // overviewData is the overview page.
@@ -43,8 +44,72 @@ type overviewRow struct {
 	agent.SyncStatus
 	State  string
 	Link   string
-	Drift  int
-	Images int
+	Drift  driftSummary
+	Images imageSummary
+}
+
+// driftSummary is a sync's open drift on the overview.
+type driftSummary struct {
+	// Known is false when the agent does not track the sync's drift (yet):
+	// the page says so rather than show a zero.
+	Known           bool
+	Fields, Objects int
+}
+
+// summarizeDrift counts the fields and objects of drift; nil is unknown.
+func summarizeDrift(drift []Drift) driftSummary {
+	if drift == nil {
+		return driftSummary{}
+	}
+	objects := map[object.ObjMetadata]bool{}
+	n := 0
+	for _, d := range drift {
+		objects[d.Object] = true
+		if !d.Deleted {
+			n++
+		}
+	}
+	return driftSummary{Known: true, Fields: n, Objects: len(objects)}
+}
+
+// imageSummary is a sync's image updates on the overview.
+type imageSummary struct {
+	// Known is false when no image policy concerns the sync.
+	Known bool
+	Total int
+	// Counts are the updates per state that is not done, most urgent
+	// first.
+	Counts []stateCount
+}
+
+// stateCount is how many image updates are in one state.
+type stateCount struct {
+	State ImageState
+	N     int
+}
+
+// summarizeImages counts updates by state, leaving out those that are
+// done (up to date, rolled out); nil is unknown.
+func summarizeImages(updates []ImageUpdate) imageSummary {
+	if updates == nil {
+		return imageSummary{}
+	}
+	out := imageSummary{Known: true, Total: len(updates)}
+	for _, st := range imageStates() {
+		if st.Done() {
+			continue
+		}
+		n := 0
+		for _, u := range updates {
+			if u.State == st {
+				n++
+			}
+		}
+		if n > 0 {
+			out.Counts = append(out.Counts, stateCount{State: st, N: n})
+		}
+	}
+	return out
 }
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request, v *viewer) {
@@ -58,31 +123,16 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, v *viewer) {
 		d.Sorts = append(d.Sorts, l)
 	}
 	for _, sync := range q.apply(v.visible) {
-		row := overviewRow{SyncStatus: sync, State: syncState(sync), Link: "syncs/" + url.PathEscape(sync.Name)}
 		ex := s.extras(r.Context(), &v.status, sync.Name)
-		if ex.Drift != nil {
-			d.DriftTracked = true
-		}
-		if ex.Images != nil {
-			d.ImagesTracked = true
-		}
-		row.Drift, row.Images = len(ex.Drift), pendingImages(ex.Images)
+		row := overviewRow{SyncStatus: sync, State: syncState(sync), Link: "syncs/" + url.PathEscape(sync.Name),
+			Drift: summarizeDrift(ex.Drift), Images: summarizeImages(ex.Images)}
+		d.DriftTracked = d.DriftTracked || row.Drift.Known
+		d.ImagesTracked = d.ImagesTracked || row.Images.Known
 		d.Rows = append(d.Rows, row)
 	}
 	p := s.newPage(r, v, "Syncs", d)
 	p.Events = eventsURL(p.Root, "", fingerprint(v.status, v.visible))
 	s.render(w, http.StatusOK, "overview", p)
-}
-
-// pendingImages counts the image updates not applied yet.
-func pendingImages(updates []ImageUpdate) int {
-	n := 0
-	for _, u := range updates {
-		if u.State != "applied" {
-			n++
-		}
-	}
-	return n
 }
 
 // eventsURL is the event stream of a page: all visible syncs, or one.
@@ -188,6 +238,15 @@ type objectData struct {
 	LiveYAML    string
 	Diff        []diffLine
 	Managers    []metav1.ManagedFieldsEntry
+	// Drift is the object's open drift, from the syncs that own it;
+	// DriftKnown is false when none of them tracks drift.
+	Drift      []Drift
+	DriftKnown bool
+	// Writers are the field managers other than tether that write the
+	// object, with the fields they own (as `tether why` prints them).
+	Writers []tsync.Writer
+	// Notes are what the page could not read.
+	Notes []string
 }
 
 // ownerView is a sync that lists the object.
@@ -207,6 +266,11 @@ type diffLine struct {
 // whether the object exists or not.
 const notVisible = "No sync you may read owns this object."
 
+// objectPage shows one object. Which syncs own it is settled first, from
+// the inventories alone, and nothing is read or reported about the object
+// unless one of them is a sync the user may read: for anyone else an
+// object of another sync and an object that does not exist get the same
+// 404.
 func (s *Server) objectPage(w http.ResponseWriter, r *http.Request, v *viewer) {
 	id, err := parseObjectPath(r.PathValue("ref"))
 	if err != nil {
@@ -218,45 +282,68 @@ func (s *Server) objectPage(w http.ResponseWriter, r *http.Request, v *viewer) {
 		return
 	}
 	if len(v.visible) == 0 {
-		// Nothing to show, so nothing to read: the cluster's answer (an
-		// object that exists but cannot be read, say) is not theirs to see.
+		// Nothing to show, so nothing to read.
 		s.renderError(w, r, http.StatusNotFound, notVisible)
 		return
 	}
-	detail, err := s.opts.Source.Object(r.Context(), v.status.InventoryNamespace, id)
+	owners, ownersErr := s.opts.Source.Owners(r.Context(), v.status.InventoryNamespace, id)
+	var mine []inventory.Owner
+	for _, o := range owners {
+		if _, ok := v.find(o.Inventory.Sync); ok {
+			mine = append(mine, o)
+		}
+	}
+	var notes []string
+	if ownersErr != nil {
+		// The error may name other syncs' inventories: the log gets it,
+		// the page only says that something could not be read.
+		s.opts.Log.Warn("reading the inventories for the page", "object", contract.ObjectRef(id), "error", ownersErr)
+		if len(owners) == 0 {
+			// The same answer for every object: the inventories could not
+			// be read, whatever was asked for.
+			s.renderError(w, r, http.StatusServiceUnavailable, "The inventories could not be read, so it is not known which sync owns this object; try again shortly.")
+			return
+		}
+		notes = append(notes, "Some inventories could not be read: the object may have more owners than shown.")
+	}
+	if len(mine) == 0 {
+		s.renderError(w, r, http.StatusNotFound, notVisible)
+		return
+	}
+	detail, err := s.opts.Source.Object(r.Context(), id)
 	if err != nil {
 		s.opts.Log.Warn("reading an object for the page", "object", contract.ObjectRef(id), "error", err)
 		s.renderError(w, r, http.StatusBadGateway, "The object could not be read: "+err.Error())
 		return
 	}
-	p := s.newPage(r, v, contract.ObjectRef(id), nil)
-	d, visible := objectView(detail, v, p.Root)
-	if !visible {
-		s.renderError(w, r, http.StatusNotFound, notVisible)
-		return
-	}
-	p.Data = d
-	owners := make([]agent.SyncStatus, 0, len(d.Owners))
-	for _, o := range d.Owners {
-		if sync, ok := v.find(o.Sync); ok {
-			owners = append(owners, sync)
+	var drift []Drift
+	known := false
+	for _, o := range mine {
+		ex := s.extras(r.Context(), &v.status, o.Inventory.Sync)
+		known = known || ex.Drift != nil
+		for _, d := range ex.Drift {
+			if d.Object == id {
+				drift = append(drift, d)
+			}
 		}
 	}
-	if len(owners) > 0 {
-		p.Events = eventsURL(p.Root, owners[0].Name, fingerprint(v.status, owners[:1]))
+	p := s.newPage(r, v, contract.ObjectRef(id), nil)
+	d := objectView(detail, mine, p.Root)
+	d.Drift, d.DriftKnown = drift, known
+	d.Notes = append(notes, detail.Notes...)
+	p.Data = d
+	if sync, ok := v.find(mine[0].Inventory.Sync); ok {
+		p.Events = eventsURL(p.Root, sync.Name, fingerprint(v.status, []agent.SyncStatus{sync}))
 	}
 	s.render(w, http.StatusOK, "object", p)
 }
 
-// objectView builds the object page from what the source read, keeping
-// only the owners the viewer may see; visible is false when there is none.
-// Secret values are masked here again, whatever the source did.
-func objectView(detail *ObjectDetail, v *viewer, root string) (d objectData, visible bool) {
-	d = objectData{Ref: contract.ObjectRef(detail.ID), Detail: detail, Secret: isSecret(detail.ID.GroupKind)}
-	for _, o := range detail.Owners {
-		if _, ok := v.find(o.Inventory.Sync); !ok {
-			continue
-		}
+// objectView builds the object page from what the source read and the
+// owners the viewer may see. Secret values are masked here again, whatever
+// the source did. detail is not modified (the source may keep it).
+func objectView(detail *ObjectDetail, owners []inventory.Owner, root string) objectData {
+	d := objectData{Ref: contract.ObjectRef(detail.ID), Detail: detail, Secret: isSecret(detail.ID.GroupKind)}
+	for _, o := range owners {
 		d.Owners = append(d.Owners, ownerView{
 			Sync:      o.Inventory.Sync,
 			Link:      root + "syncs/" + url.PathEscape(o.Inventory.Sync),
@@ -264,13 +351,11 @@ func objectView(detail *ObjectDetail, v *viewer, root string) (d objectData, vis
 			Entry:     o.Entry,
 		})
 	}
-	if len(d.Owners) == 0 {
-		return objectData{}, false
-	}
 	var live, applied map[string]any
 	if detail.Live != nil {
 		live = maskSecret(detail.ID.GroupKind, detail.Live.Object)
 		d.ChangedIn = detail.Live.GetAnnotations()[contract.RevisionAnnotation]
+		d.Writers = tsync.OtherWriters(&unstructured.Unstructured{Object: live})
 	}
 	applied = maskSecret(detail.ID.GroupKind, detail.Applied)
 	for _, mf := range detail.Managers {
@@ -281,24 +366,24 @@ func objectView(detail *ObjectDetail, v *viewer, root string) (d objectData, vis
 	d.Managers = detail.Managers
 	d.LiveYAML = pageYAML(live, false)
 	d.AppliedYAML = pageYAML(applied, false)
-	d.Diff = diffLines(pageYAML(applied, true), pageYAML(live, true), "applied by tether", "live")
-	return d, true
+	d.Diff = diffLines(pageYAML(applied, true), pageYAML(live, true), "tether's fields", "live")
+	return d
 }
 
-// pageYAML renders an object for the page without managedFields; for the
-// diff (bookkeeping true) also without status and what only the server
-// writes.
+// pageYAML renders an object for the page without managedFields (the page
+// lists the managers in a table of their own); for the diff (bookkeeping
+// true) also without status and the other fields only the API server sets,
+// as sync leaves them out of every comparison.
 func pageYAML(obj map[string]any, bookkeeping bool) string {
 	if obj == nil {
 		return ""
 	}
-	c := (&unstructured.Unstructured{Object: obj}).DeepCopy()
-	unstructured.RemoveNestedField(c.Object, "metadata", "managedFields")
+	var c *unstructured.Unstructured
 	if bookkeeping {
-		for _, f := range []string{"resourceVersion", "generation", "uid", "creationTimestamp", "selfLink"} {
-			unstructured.RemoveNestedField(c.Object, "metadata", f)
-		}
-		delete(c.Object, "status")
+		c = tsync.WithoutServerFields(&unstructured.Unstructured{Object: obj})
+	} else {
+		c = (&unstructured.Unstructured{Object: obj}).DeepCopy()
+		unstructured.RemoveNestedField(c.Object, "metadata", "managedFields")
 	}
 	out, err := yaml.Marshal(c.Object)
 	if err != nil {

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"html/template"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/cli-utils/pkg/object"
 
+	"github.com/tether-gitops/tether/agent"
 	"github.com/tether-gitops/tether/contract"
 )
 
@@ -18,6 +20,20 @@ func pageNames() []string { return []string{"overview", "sync", "object", "login
 type nodeArgs struct {
 	Node treeNode
 	Page *page
+}
+
+// revisionArgs is what the "revision" template gets: a revision (nil
+// for none yet) and the page's time, for the commit's age.
+type revisionArgs struct {
+	Rev *agent.RevisionStatus
+	Now time.Time
+}
+
+// driftArgs is what the "drift-table" template gets.
+type driftArgs struct {
+	Drift      []Drift
+	Page       *page
+	WithObject bool
 }
 
 // funcs are the template functions. None returns template.HTML or another
@@ -36,6 +52,11 @@ func funcs() template.FuncMap {
 		"add":        func(a, b int) int { return a + b },
 		"diffClass":  diffClass,
 		"plural":     plural,
+		"imageClass": imageClass,
+		"revArgs":    func(r *agent.RevisionStatus, now time.Time) revisionArgs { return revisionArgs{Rev: r, Now: now} },
+		"driftArgs": func(d []Drift, p *page, withObject bool) driftArgs {
+			return driftArgs{Drift: d, Page: p, WithObject: withObject}
+		},
 	}
 }
 
@@ -87,4 +108,19 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// imageClass is the CSS class of an image update's state: failed and held
+// updates need someone, pending ones wait, done ones are fine. The result
+// is always one of a fixed set.
+func imageClass(s ImageState) string {
+	switch {
+	case s == ImageRolloutFailed || s == ImageHeld:
+		return "st-bad"
+	case s == ImageStuck || s.Pending():
+		return "st-wait"
+	case s.Done():
+		return "st-ok"
+	}
+	return "st-none"
 }

@@ -411,10 +411,12 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 // extras returns the optional sections of a sync, from the agent's status
-// st.
+// st, with the drift values of Secrets masked.
 func (s *Server) extras(ctx context.Context, st *agent.Status, sync string) Extras {
 	if s.opts.Extras == nil {
 		return Extras{}
 	}
-	return s.opts.Extras.Extras(ctx, st, sync)
+	ex := s.opts.Extras.Extras(ctx, st, sync)
+	ex.Drift = maskDrift(ex.Drift)
+	return ex
 }

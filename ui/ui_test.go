@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,8 +15,12 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/cli-utils/pkg/object"
 
 	"github.com/tether-gitops/tether/agent"
+	"github.com/tether-gitops/tether/contract"
+	"github.com/tether-gitops/tether/inventory"
 )
 
 func TestAuthentication(t *testing.T) {
@@ -119,14 +124,93 @@ func TestObjectPageWithoutVisibleSyncs(t *testing.T) {
 		st.Syncs = st.Syncs[:1] // payments, which the viewer may not read
 		return st
 	}
-	s, _ := testServer(t, Options{Status: status, Source: failingSource{testSource()}})
-	resp, body := get(t, s.Handler(), "/ui/objects/Secret/pay/db", viewerToken)
+	src := failingSource{testSource()}
+	s, _ := testServer(t, Options{Status: status, Source: src})
+	resp, body := get(t, s.Handler(), "/ui/objects/Deployment.apps/pay/api", viewerToken)
 	if resp.StatusCode != 404 || strings.Contains(body, "unhappy") {
 		t.Errorf("status %d, want 404 without the read error:\n%s", resp.StatusCode, body)
 	}
-	resp, body = get(t, s.Handler(), "/ui/objects/Secret/pay/db", adminToken)
+	if reads := src.objectReads(); len(reads) != 0 {
+		t.Errorf("the page read %v for a user who may read no sync", reads)
+	}
+	resp, body = get(t, s.Handler(), "/ui/objects/Deployment.apps/pay/api", adminToken)
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "unhappy") {
 		t.Errorf("as admin: status %d, want 502 with the read error:\n%s", resp.StatusCode, body)
+	}
+}
+
+// A user who may read sync shop cannot probe the objects of sync payments:
+// an object payments owns and one nobody owns get the same 404, the same
+// page, and the cluster is not asked about either (so no read error, which
+// would name the object and tell that it exists, can show).
+func TestObjectPageOfAnotherSync(t *testing.T) {
+	src := failingSource{testSource()}
+	s, _ := testServer(t, Options{Source: src})
+	h := s.Handler()
+	_, owned := get(t, h, "/ui/objects/Deployment.apps/pay/api", viewerToken)
+	for _, path := range []string{"/ui/objects/Deployment.apps/pay/api", "/ui/objects/Deployment.apps/pay/nothing-here"} {
+		resp, body := get(t, h, path, viewerToken)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", path, resp.StatusCode)
+		}
+		for _, leak := range []string{"unhappy", "pay/api", "payments", "could not be read"} {
+			if strings.Contains(body, leak) {
+				t.Errorf("%s: the page says %q:\n%s", path, leak, body)
+			}
+		}
+		if body != owned {
+			t.Errorf("%s: another page than for an object of another sync:\n%s\n---\n%s", path, body, owned)
+		}
+	}
+	if reads := src.objectReads(); len(reads) != 0 {
+		t.Errorf("the page read %v for objects of syncs the user may not read", reads)
+	}
+	// The user's own object is read, and its read error is theirs to see.
+	resp, body := get(t, h, "/ui/objects/ConfigMap/shop/settings", viewerToken)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "reading ConfigMap/shop/settings: the server is unhappy") {
+		t.Errorf("the user's own object: status %d, want 502 with the read error:\n%s", resp.StatusCode, body)
+	}
+}
+
+// ownersFailing cannot read some or all inventories.
+type ownersFailing struct {
+	*fakeSource
+	partial bool
+}
+
+func (o ownersFailing) Owners(ctx context.Context, ns string, id object.ObjMetadata) ([]inventory.Owner, error) {
+	err := errors.New("decoding inventory ConfigMap/tether-system/tether-inventory-payments: corrupt")
+	if !o.partial {
+		return nil, err
+	}
+	owners, _ := o.fakeSource.Owners(ctx, ns, id)
+	return owners, err
+}
+
+// When inventories cannot be read, the page says so without naming them
+// (they may be other syncs'), the same way for every object.
+func TestObjectPageWhenInventoriesFail(t *testing.T) {
+	s, _ := testServer(t, Options{Source: ownersFailing{fakeSource: testSource()}})
+	var first string
+	for _, path := range []string{"/ui/objects/ConfigMap/shop/settings", "/ui/objects/Deployment.apps/pay/api"} {
+		resp, body := get(t, s.Handler(), path, viewerToken)
+		if resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(body, "payments") || !strings.Contains(body, "inventories could not be read") {
+			t.Errorf("%s: status %d, want 503 naming no inventory:\n%s", path, resp.StatusCode, body)
+		}
+		if first == "" {
+			first = body
+		} else if body != first {
+			t.Errorf("%s: the answer depends on the object", path)
+		}
+	}
+	s, _ = testServer(t, Options{Source: ownersFailing{fakeSource: testSource(), partial: true}})
+	resp, body := get(t, s.Handler(), "/ui/objects/ConfigMap/shop/settings", viewerToken)
+	if resp.StatusCode != 200 || strings.Contains(body, "payments") || !strings.Contains(body, "Some inventories could not be read") {
+		t.Errorf("some inventories unreadable: status %d, want 200 with a note naming none:\n%s", resp.StatusCode, body)
+	}
+	resp, _ = get(t, s.Handler(), "/ui/objects/Deployment.apps/pay/api", viewerToken)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("another sync's object with some inventories unreadable: status %d, want 404", resp.StatusCode)
 	}
 }
 
@@ -548,28 +632,139 @@ func TestEventStreamsPerUserAreBounded(t *testing.T) {
 	}
 }
 
-// Sections other features fill appear when they have data, and only then.
+// Sections other features fill appear when they have data, and only then;
+// drift values of Secrets are masked whatever the producer sent.
 func TestExtrasSections(t *testing.T) {
 	s, _ := testServer(t, Options{})
 	_, body := get(t, s.Handler(), "/ui/syncs/shop", adminToken)
 	if strings.Contains(body, "Image updates") || strings.Contains(body, ">Drift<") {
 		t.Error("drift or image sections without data")
 	}
+	_, body = get(t, s.Handler(), "/ui/", adminToken)
+	if strings.Contains(body, ">Drift<") || strings.Contains(body, ">Images<") {
+		t.Error("drift or image columns without data")
+	}
 	s, _ = testServer(t, Options{Extras: fixedExtras{Extras{
-		Drift:  []Drift{{Object: shopConfig, Field: "data.greeting", Manager: "kubectl-edit", Since: testNow}},
-		Images: []ImageUpdate{{Image: "registry.example.com/shop", From: "1.0.0", To: "1.1.0", Policy: "semver", State: "pending", At: testNow}},
+		Drift: []Drift{
+			{Object: shopConfig, Path: "data.greeting", Git: "hello", Live: "hi", Manager: "kubectl-edit (Update)", Since: testNow},
+			{Object: shopSecret, Path: "data.password", Git: secretValue, Live: secretValue + "-2", Manager: "kubectl-edit (Update)", Since: testNow},
+		},
+		Images: []ImageUpdate{
+			{Image: "registry.example.com/shop", From: "1.0.0", To: "1.1.0", Policy: "semver", State: ImageCommitted, At: testNow},
+			{Image: "registry.example.com/cart", From: "2.0.0", To: "2.0.0", Policy: "semver", State: ImageUpToDate},
+		},
 	}}})
 	_, body = get(t, s.Handler(), "/ui/syncs/shop", adminToken)
-	for _, want := range []string{"Image updates", "registry.example.com/shop", "1.1.0", "data.greeting", "drift: <code>data.greeting</code> by kubectl-edit"} {
+	for _, want := range []string{"Image updates", "registry.example.com/shop", "1.1.0", ">committed<", ">up to date<",
+		"<code>data.greeting</code>", "<code>hello</code> → <code>hi</code>", "drift: <code>data.greeting</code> <code>hello</code> → <code>hi</code> by kubectl-edit (Update)"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the sync page lacks %q", want)
 		}
 	}
+	if strings.Contains(body, secretValue) {
+		t.Error("the sync page shows a Secret's drift value")
+	}
 	_, body = get(t, s.Handler(), "/ui/", adminToken)
-	for _, want := range []string{">Drift<", ">Images<", "1 field<", "1 pending"} {
+	for _, want := range []string{">Drift<", ">Images<", "2 objects drifted", "2 fields", ">1 committed<"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the overview lacks %q", want)
 		}
+	}
+	_, body = get(t, s.Handler(), "/ui/objects/Secret/shop/creds", adminToken)
+	if strings.Contains(body, secretValue) || !strings.Contains(body, "<code>data.password</code>") {
+		t.Errorf("the Secret's page: its drift must show the field, masked:\n%s", body)
+	}
+}
+
+// The overview tells drift that is not tracked from drift that is tracked
+// and none: no column of zeros for syncs nobody checked.
+func TestOverviewDriftKnownAndUnknown(t *testing.T) {
+	s, _ := testServer(t, Options{Extras: extrasFunc(func(sync string) Extras {
+		switch sync {
+		case "shop":
+			return Extras{Drift: []Drift{}}
+		case "payments":
+			return Extras{Drift: []Drift{{Object: payDeploy, Deleted: true, Since: testNow}}}
+		}
+		return Extras{}
+	})})
+	_, body := get(t, s.Handler(), "/ui/", adminToken)
+	rows := map[string]string{}
+	for _, tr := range strings.Split(body, "<tr>")[1:] {
+		if m := regexp.MustCompile(`href="syncs/([a-z]+)"`).FindStringSubmatch(tr); m != nil {
+			rows[m[1]] = tr
+		}
+	}
+	for sync, want := range map[string]string{
+		"shop":     `<td data-label="Drift">none</td>`,
+		"payments": "1 object drifted",
+		"zeta":     "not tracked yet",
+	} {
+		if !strings.Contains(rows[sync], want) {
+			t.Errorf("%s: the drift cell lacks %q:\n%s", sync, want, rows[sync])
+		}
+	}
+}
+
+type extrasFunc func(sync string) Extras
+
+func (f extrasFunc) Extras(_ context.Context, _ *agent.Status, sync string) Extras { return f(sync) }
+
+// The overview shows each revision's commit age, fetched and applied.
+func TestOverviewCommitAge(t *testing.T) {
+	status := func() agent.Status {
+		st := testStatus()
+		st.Syncs[1].Applied.Commit.Time = testNow.Add(-3 * time.Hour)
+		st.Syncs[1].Fetched = &agent.RevisionStatus{Revision: "main@sha1:5555555555555555555555555555555555555555", At: testNow,
+			Commit: &agent.Commit{Hash: "5555555555555555555555555555555555555555", Author: "Ann <a@example.com>", Subject: "shop 1.2", Time: testNow.Add(-5 * time.Minute)}}
+		return st
+	}
+	s, _ := testServer(t, Options{Status: status})
+	_, body := get(t, s.Handler(), "/ui/", adminToken)
+	for _, want := range []string{"committed 3h ago", "committed 5m ago", "applied 2m ago", "shop 1.2"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the overview lacks %q", want)
+		}
+	}
+}
+
+// The object page shows the object's open drift with git's value (which
+// tether's fields no longer hold once another manager took the field),
+// the other writers with their fields, and masks every annotation of a
+// Secret but tether's provenance.
+func TestObjectPageDriftAndWriters(t *testing.T) {
+	src := testSource()
+	cm := src.objects[shopConfig]
+	live := cm.Live.DeepCopy()
+	live.SetManagedFields([]metav1.ManagedFieldsEntry{
+		{Manager: "tether", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "v1", FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:note":{}}}}`)}},
+		{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", FieldsType: "FieldsV1", Time: &metav1.Time{Time: testNow.Add(-time.Minute)}, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:greeting":{}}}`)}},
+	})
+	cm.Live = live
+	secret := src.objects[shopSecret]
+	sl := secret.Live.DeepCopy()
+	sl.SetAnnotations(map[string]string{contract.LastAppliedAnnotation: secretValue, "backup/key": secretValue, contract.SourceAnnotation: "overlays/prod/secret.yaml"})
+	secret.Live = sl
+	s, _ := testServer(t, Options{Source: src, Extras: fixedExtras{Extras{Drift: []Drift{
+		{Object: shopConfig, Path: "data.greeting", Git: "hello from git", Live: "hi", Manager: "kubectl-edit (Update)", Since: testNow.Add(-time.Minute)},
+	}}}})
+	_, body := get(t, s.Handler(), "/ui/objects/ConfigMap/shop/settings", viewerToken)
+	for _, want := range []string{"Drift from git", "<code>data.greeting</code>", "<code>hello from git</code> → <code>hi</code>", "kubectl-edit (Update)", "Also written by", "<td>kubectl-edit (Update)</td><td>1m ago</td><td><code>data.greeting</code></td>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the object page lacks %q", want)
+		}
+	}
+	_, body = get(t, s.Handler(), "/ui/objects/Secret/shop/creds", viewerToken)
+	if strings.Contains(body, secretValue) {
+		t.Errorf("the Secret's page shows an annotation's value")
+	}
+	if !strings.Contains(body, "overlays/prod/secret.yaml") || !strings.Contains(body, "backup/key: (masked)") {
+		t.Errorf("the Secret's page: want tether's provenance shown and other annotations masked:\n%s", body)
+	}
+	s, _ = testServer(t, Options{})
+	_, body = get(t, s.Handler(), "/ui/objects/ConfigMap/shop/settings", viewerToken)
+	if !strings.Contains(body, "Unknown: the agent does not track drift") {
+		t.Errorf("without drift data the page must say drift is unknown:\n%s", body)
 	}
 }
 
