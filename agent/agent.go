@@ -17,6 +17,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
@@ -109,11 +110,12 @@ type Agent struct {
 
 // reconciler is what the agent needs from package sync (a *sync.Syncer):
 // one reconcile; the cheap check of whether anything a reconcile observed
-// has changed since (when the watch cache cannot tell); and putting
-// drifted objects back.
+// has changed since (when the watch cache cannot tell), which hands back
+// what it read for fresh health; and putting drifted objects back (each
+// change's Err says whether it was).
 type reconciler interface {
 	Reconcile(ctx context.Context, opts tsync.Options, in tsync.Input) (*tsync.Result, error)
-	Drifted(ctx context.Context, opts tsync.Options, observed map[object.ObjMetadata]string) (bool, error)
+	Drifted(ctx context.Context, opts tsync.Options, observed map[object.ObjMetadata]string) (bool, map[object.ObjMetadata]*unstructured.Unstructured, error)
 	Correct(ctx context.Context, opts tsync.Options, changes []*tsync.Change) (int64, error)
 }
 

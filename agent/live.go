@@ -21,13 +21,26 @@ import (
 )
 
 // liveState is what the agent needs from the live-state cache
-// (*live.Cache): follow a sync's objects, and read them.
+// (*live.Cache): follow a sync's objects, read them, and tell whether
+// (and which of) its watches the API server refuses.
 type liveState interface {
 	Follow(sync string, owner any, refs []live.Ref, notify func(live.Event))
 	Forget(sync string, owner any)
 	Ready(sync string) (bool, string)
+	Watches(sync string) []live.WatchState
 	Get(sync string, ref live.Ref, name string) (*unstructured.Unstructured, bool)
 }
+
+// How a drift was found, for its report: by the watch as it happened, by
+// the first plan of an agent that did not watch then (a restart), by the
+// poll of an interval when the watches cannot tell, or by a reconcile run
+// after a correction failed.
+const (
+	foundByWatch     = "the watch"
+	foundByPlan      = "the plan"
+	foundByPolling   = "polling"
+	foundByReconcile = "a reconcile"
+)
 
 // openDrift is the drift of one object the sync owns, from when it was
 // seen until it is corrected or resolved.
@@ -48,15 +61,16 @@ type openDrift struct {
 }
 
 // reportDrift logs, records as an Event and counts an object's drift,
-// unless it was reported as it is already.
-func (r *runner) reportDrift(c *tsync.Change, open *openDrift) {
+// unless it was reported as it is already; foundBy says how it was found
+// (foundByWatch, ...).
+func (r *runner) reportDrift(c *tsync.Change, open *openDrift, foundBy string) {
 	summary := open.drift.Summary()
 	if summary == open.summary {
 		return
 	}
 	open.summary = summary
-	r.a.log.Warn("drift", "sync", r.cfg.Name, "object", c.Ref(), "policy", open.policy, "drift", summary)
-	r.a.event(r.cfg, eventWarning, contract.EventDriftDetected, "%s %s: %s (policy %s)", c.ID.GroupKind.Kind, refName(c.ID), summary, open.policy)
+	r.a.log.Warn("drift", "sync", r.cfg.Name, "object", c.Ref(), "policy", open.policy, "foundBy", foundBy, "drift", summary)
+	r.a.event(r.cfg, eventWarning, contract.EventDriftDetected, "%s %s: %s (policy %s, found by %s)", c.ID.GroupKind.Kind, refName(c.ID), summary, open.policy, foundBy)
 	r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftDetected)
 	if open.policy == tsync.DriftWarn {
 		r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftKept)
@@ -104,6 +118,9 @@ type liveRunner struct {
 	// maxUnlistedWait while it still cannot (a watch the API server
 	// refuses: the agent polls instead), back to a second once it can.
 	unlisted time.Duration
+	// refusedWarned is set once the fallback to polling for a refused
+	// watch was logged, until the sync watches again.
+	refusedWarned bool
 }
 
 // maxUnlistedWait bounds the wait before looking again at objects the
@@ -167,10 +184,10 @@ func (r *runner) follow(res *tsync.Result) {
 		// the policy keeps the change; what the plan saw is the record.
 		// The cache cannot see it (tether's fields at the plan no longer
 		// hold the changed ones), so it stays until a plan says otherwise.
-		open := &openDrift{drift: c.KeptDrift, policy: tsync.DriftPolicyOf(c.Desired, nil, r.cfg.Drift), since: now, fromPlan: true}
+		open := &openDrift{drift: c.KeptDrift, policy: tsync.DriftPolicyOf(c.Desired, r.cfg.Drift), since: now, fromPlan: true}
 		l.drift[c.ID] = open
 		if open.policy != tsync.DriftIgnore {
-			r.reportDrift(c, open)
+			r.reportDrift(c, open, foundByPlan)
 		} else {
 			open.summary = open.drift.Summary()
 			r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftIgnored)
@@ -300,7 +317,8 @@ func (r *runner) checkLive(ctx context.Context) {
 		} else {
 			l.health[id] = health.Object(obj, time.Time{}, now)
 		}
-		policy := tsync.DriftPolicyOf(c.Desired, obj, r.cfg.Drift)
+		// Git's annotation, never the live object's (see DriftPolicyOf).
+		policy := tsync.DriftPolicyOf(c.Desired, r.cfg.Drift)
 		d, err := tsync.DetectDrift(c, obj, r.cfg.IgnoreDifferences)
 		if err != nil {
 			r.a.log.Warn("cannot tell drift", "sync", r.cfg.Name, "object", c.Ref(), "error", err)
@@ -334,7 +352,7 @@ func (r *runner) checkLive(ctx context.Context) {
 			}
 			continue
 		}
-		r.reportDrift(c, open)
+		r.reportDrift(c, open, foundByWatch)
 		if policy != tsync.DriftCorrect {
 			continue
 		}
@@ -376,6 +394,124 @@ func (r *runner) checkLive(ctx context.Context) {
 	}
 	r.publishHealth()
 	r.publishDrift()
+	r.noteLive()
+}
+
+// pollHealth recomputes the health of every applied object from what the
+// poll of an unchanged revision read (Syncer.Drifted), as checkLive does
+// from the cache: with wait false a sync would otherwise stay Progressing,
+// and a Deployment that degrades would not show, until the next commit.
+func (r *runner) pollHealth(read map[object.ObjMetadata]*unstructured.Unstructured) {
+	l := &r.live
+	if l.applied == nil {
+		return
+	}
+	now := time.Now()
+	for id := range l.applied {
+		if obj := read[id]; obj != nil {
+			l.health[id] = health.Object(obj, time.Time{}, now)
+		} else {
+			l.health[id] = health.Result{Status: health.Failed, Message: "deleted from the cluster"}
+		}
+	}
+	r.publishHealth()
+}
+
+// reconciledDrift reports the drift a reconcile of the applied revision
+// put back (found by polling when the watches cannot tell, or left to a
+// reconcile after a correction failed) as checkLive reports what the
+// watch finds: a DriftDetected Event naming fields and managers unless it
+// was reported as it is already, one count detected and one corrected per
+// object, and a DriftCorrected Event. An object written for no drift its
+// baseline shows is not drift. It returns the objects put back; call it
+// before follow or rebaseFailed, which drop what the plan read.
+func (r *runner) reconciledDrift(res *tsync.Result, foundBy string) int {
+	l := &r.live
+	if l.applied == nil || res == nil {
+		return 0
+	}
+	now := time.Now()
+	var names []string
+	for _, c := range res.Changes {
+		if !c.Written {
+			continue
+		}
+		d := r.putBack(c)
+		if d == nil {
+			continue
+		}
+		open := l.drift[c.ID]
+		if open == nil {
+			open = &openDrift{since: now}
+			l.drift[c.ID] = open
+		}
+		open.drift, open.policy = d, tsync.DriftPolicyOf(c.Desired, r.cfg.Drift)
+		r.reportDrift(c, open, foundBy)
+		r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftCorrected)
+		names = append(names, c.Ref())
+	}
+	if len(names) > 0 {
+		sort.Strings(names)
+		r.a.log.Info("drift corrected by a reconcile", "sync", r.cfg.Name, "objects", names, "foundBy", foundBy)
+		r.a.event(r.cfg, eventNormal, contract.EventDriftCorrected, "put back %d drifted objects in a reconcile: %s", len(names), joinShort(names))
+	}
+	return len(names)
+}
+
+// putBack is the drift a reconcile's write of c took back: the fields that
+// left tether's ownership since the last successful reconcile (c.Live is
+// the object as the plan read it, nil when deleted), else the fields the
+// plan took back from plain updaters; nil when c was not applied before
+// or shows no drift.
+func (r *runner) putBack(c *tsync.Change) *tsync.Drift {
+	prev := r.live.applied[c.ID]
+	if prev == nil {
+		return nil
+	}
+	if c.Live == nil {
+		return &tsync.Drift{Deleted: true}
+	}
+	if d, err := tsync.DetectDrift(prev, c.Live, r.cfg.IgnoreDifferences); err == nil && d != nil {
+		return d
+	}
+	return tsync.TakenBackDrift(c)
+}
+
+// noteLive records in the status where the sync's live state comes from
+// (watches, or polling and why), and logs once that it polls because the
+// API server refuses a watch, naming the verb and the resource (and, once,
+// that it watches again).
+func (r *runner) noteLive() {
+	l := &r.live
+	if l.applied == nil {
+		return
+	}
+	ok, why := r.a.live.Ready(r.cfg.Name)
+	st := &LiveStatus{Source: LiveWatch}
+	for _, w := range r.a.live.Watches(r.cfg.Name) {
+		ws := WatchStatus{Resource: w.Ref.String(), Listed: w.Listed, Refused: w.Refused}
+		if !w.Since.IsZero() {
+			since := w.Since
+			ws.Since = &since
+		}
+		st.Watches = append(st.Watches, ws)
+		if w.Refused != "" && st.Refused == nil {
+			st.Refused = &Refusal{Verb: w.Refused, Resource: w.Ref.String(), Error: w.Error}
+		}
+	}
+	if !ok {
+		st.Source, st.Reason = LivePolling, why
+	}
+	switch {
+	case st.Source == LivePolling && st.Refused != nil && !l.refusedWarned:
+		l.refusedWarned = true
+		r.a.log.Warn("the API server refuses to "+st.Refused.Verb+" "+st.Refused.Resource+"; the sync's live state comes from polling (a LIST per resource and namespace each interval) until it allows it",
+			"sync", r.cfg.Name, "verb", st.Refused.Verb, "resource", st.Refused.Resource, "error", st.Refused.Error)
+	case st.Source == LiveWatch && l.refusedWarned:
+		l.refusedWarned = false
+		r.a.log.Info("the sync's live state comes from watches again", "sync", r.cfg.Name)
+	}
+	r.update(func(s *SyncStatus) { s.Live = st })
 }
 
 // relabelled reports whether an object the watch saw deleted exists with
@@ -394,6 +530,10 @@ func (r *runner) relabelled(ctx context.Context, id object.ObjMetadata) (string,
 }
 
 // correct puts drifted objects back, and remembers when, for the backoff.
+// Each object is counted corrected once it was put back; one that could
+// not be is left to the next poll's reconcile, which reports nothing new
+// about it (its drift was reported) and counts it corrected if it puts it
+// back.
 func (r *runner) correct(ctx context.Context, changes []*tsync.Change, now time.Time) {
 	for _, c := range changes {
 		f := r.live.fights[c.ID]
@@ -403,21 +543,38 @@ func (r *runner) correct(ctx context.Context, changes []*tsync.Change, now time.
 		}
 		f.n++
 		f.last = now
+		c.Err = nil
 	}
 	opts := r.syncOptions()
 	writes, err := r.a.syncer.Correct(ctx, opts, changes)
+	// An error that names no object (a cancelled context) leaves every
+	// object in doubt.
+	named := false
+	for _, c := range changes {
+		named = named || c.Err != nil
+	}
+	var names []string
 	for _, c := range changes {
 		c.Live = nil // the cache's copy: not kept past the correction
+		failed := c.Err
+		if failed == nil && err != nil && !named {
+			failed = err
+		}
+		c.Err = nil
+		if open := r.live.drift[c.ID]; open != nil {
+			open.corrected, open.correctErr = now, ""
+			if failed != nil {
+				open.correctErr = failed.Error()
+			}
+		}
+		if failed == nil {
+			names = append(names, c.Ref())
+			r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftCorrected)
+		}
 	}
-	for _, c := range changes {
-		open := r.live.drift[c.ID]
-		if open == nil {
-			continue
-		}
-		open.corrected, open.correctErr = now, ""
-		if err != nil {
-			open.correctErr = err.Error()
-		}
+	if len(names) > 0 {
+		r.a.log.Info("drift corrected", "sync", r.cfg.Name, "objects", names, "writes", writes)
+		r.a.event(r.cfg, eventNormal, contract.EventDriftCorrected, "put back %d drifted objects (%d writes): %s", len(names), writes, joinShort(names))
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -426,15 +583,7 @@ func (r *runner) correct(ctx context.Context, changes []*tsync.Change, now time.
 		r.live.needsReconcile = true
 		r.a.log.Error("correcting drift failed", "sync", r.cfg.Name, "error", err)
 		r.a.event(r.cfg, eventWarning, reasonFailed, "correcting drift failed: %v", err)
-		return
 	}
-	names := make([]string, len(changes))
-	for i, c := range changes {
-		names[i] = c.Ref()
-		r.a.metrics.DriftEvent(r.cfg.Name, metrics.DriftCorrected)
-	}
-	r.a.log.Info("drift corrected", "sync", r.cfg.Name, "objects", names, "writes", writes)
-	r.a.event(r.cfg, eventNormal, contract.EventDriftCorrected, "put back %d drifted objects (%d writes): %s", len(changes), writes, joinShort(names))
 }
 
 // markDirty queues id for the next checkLive.

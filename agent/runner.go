@@ -214,19 +214,27 @@ func (r *runner) reconcile(parent context.Context) error {
 		}
 	})
 	opts := r.syncOptions()
+	foundBy := foundByReconcile
 	if art.Revision == r.lastApplied {
 		// The revision is the one applied: nothing to do unless the
 		// cluster changed. The watch cache knows without asking (drift
 		// was handled as it happened); without it, one LIST per resource
-		// and namespace compares what the last reconcile observed.
+		// and namespace compares what the last reconcile observed, and
+		// what it read gives fresh health.
 		skip := false
-		if ok, why := r.cacheCanSkip(); ok {
+		ok, why := r.cacheCanSkip()
+		r.noteLive()
+		if ok {
 			skip = true
 			r.checkLive(ctx)
 		} else if r.observed != nil {
 			r.a.log.Debug("polling for drift", "sync", r.cfg.Name, "reason", why)
-			drifted, err := r.a.syncer.Drifted(ctx, opts, r.observed)
+			foundBy = foundByPolling
+			drifted, read, err := r.a.syncer.Drifted(ctx, opts, r.observed)
 			skip = err == nil && !drifted
+			if skip {
+				r.pollHealth(read)
+			}
 		}
 		if skip {
 			r.a.metrics.Skipped(r.cfg.Name, time.Since(started))
@@ -242,19 +250,15 @@ func (r *runner) reconcile(parent context.Context) error {
 		r.observed = nil
 		return parent.Err()
 	}
-	drift := map[string]int{}
+	drifted := 0
 	if art.Revision == r.lastApplied {
-		for _, c := range res.Changes {
-			if c.Written {
-				drift[c.ID.GroupKind.Kind]++
-			}
-		}
+		drifted = r.reconciledDrift(res, foundBy)
 	}
 	commit := ""
 	if c := commitOf(art); c != nil {
 		commit = c.Hash
 	}
-	r.a.metrics.Reconcile(r.cfg.Name, res, err, commit, drift, res.Owned)
+	r.a.metrics.Reconcile(r.cfg.Name, res, err, commit, res.Owned)
 	attempt := &Attempt{Outcome: metrics.OutcomeSuccess, Revision: art.Revision, Counts: countsOf(res), Writes: res.Writes, Phases: phasesOf(res)}
 	if err != nil {
 		attempt.Outcome, attempt.Phase, attempt.Error = metrics.OutcomeFailure, res.Phase, err.Error()
@@ -269,7 +273,7 @@ func (r *runner) reconcile(parent context.Context) error {
 		}
 	} else {
 		if art.Revision != r.lastApplied || res.Changed() {
-			log.Info("applied", "revision", art.Revision, "writes", res.Writes, "counts", attempt.Counts, "health", res.Status, "drifted", len(drift))
+			log.Info("applied", "revision", art.Revision, "writes", res.Writes, "counts", attempt.Counts, "health", res.Status, "drifted", drifted)
 			r.a.event(r.cfg, eventNormal, reasonApplied, "applied %s: %s; health %s", art.Revision, summary(res), res.Status)
 		}
 		if pruned := countPruned(res); pruned > 0 {

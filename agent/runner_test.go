@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -42,7 +43,18 @@ type fakeReconciler struct {
 	// kept makes the plan keep drift it found (the policy warn after a
 	// restart): the change is DecidedKeptDrift with KeptDrift set.
 	kept *tsync.Drift
-	done chan string
+	// desired is the object the sync renders (deployment(1) when nil),
+	// health its health after a reconcile (Healthy when empty), and
+	// change, when set, adjusts the change a reconcile returns (a drift
+	// baseline, a write).
+	desired *unstructured.Unstructured
+	health  health.Status
+	change  func(*tsync.Change)
+	// read is what Drifted read (the objects, with their status).
+	read map[object.ObjMetadata]*unstructured.Unstructured
+	// correctErr fails every correction: each change's Err is set.
+	correctErr error
+	done       chan string
 }
 
 func newFakeReconciler() *fakeReconciler {
@@ -52,13 +64,22 @@ func newFakeReconciler() *fakeReconciler {
 func (f *fakeReconciler) Reconcile(_ context.Context, opts tsync.Options, in tsync.Input) (*tsync.Result, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, "reconcile "+in.Revision)
-	err, written, kept := f.err, f.written, f.kept
+	err, written, kept, dep, status, change := f.err, f.written, f.kept, f.desired, f.health, f.change
 	f.mu.Unlock()
-	dep := deployment(1)
+	if dep == nil {
+		dep = deployment(1)
+	}
+	dep = dep.DeepCopy()
+	if status == "" {
+		status = health.Healthy
+	}
 	id := object.UnstructuredToObjMetadata(dep)
 	res := &tsync.Result{Sync: opts.Name, Revision: in.Revision, Observed: map[object.ObjMetadata]string{id: "1"},
 		Changes: []*tsync.Change{{ID: id, Desired: dep, Action: tsync.ActionUnchanged, GVR: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, Namespaced: true}},
-		Health:  map[object.ObjMetadata]health.Result{id: {Status: health.Healthy, Message: "ready"}}, Status: health.Healthy}
+		Health:  map[object.ObjMetadata]health.Result{id: {Status: status, Message: string(status)}}, Status: status}
+	if change != nil {
+		change(res.Changes[0])
+	}
 	if kept != nil {
 		res.Changes[0].Decision, res.Changes[0].KeptDrift = tsync.DecidedKeptDrift, kept
 	}
@@ -74,11 +95,11 @@ func (f *fakeReconciler) Reconcile(_ context.Context, opts tsync.Options, in tsy
 	return res, err
 }
 
-func (f *fakeReconciler) Drifted(context.Context, tsync.Options, map[object.ObjMetadata]string) (bool, error) {
+func (f *fakeReconciler) Drifted(context.Context, tsync.Options, map[object.ObjMetadata]string) (bool, map[object.ObjMetadata]*unstructured.Unstructured, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "drifted")
-	return f.drifted, nil
+	return f.drifted, f.read, nil
 }
 
 func (f *fakeReconciler) Correct(_ context.Context, _ tsync.Options, changes []*tsync.Change) (int64, error) {
@@ -86,6 +107,10 @@ func (f *fakeReconciler) Correct(_ context.Context, _ tsync.Options, changes []*
 	defer f.mu.Unlock()
 	for _, c := range changes {
 		f.calls = append(f.calls, "correct "+c.Ref())
+		c.Err = f.correctErr
+	}
+	if f.correctErr != nil {
+		return int64(len(changes)), fmt.Errorf("%d of %d drifted objects could not be put back: %w", len(changes), len(changes), f.correctErr)
 	}
 	return int64(len(changes)), nil
 }
@@ -126,6 +151,14 @@ type fakeLive struct {
 	objects  map[string]*unstructured.Unstructured // by namespace/name
 	refs     []live.Ref
 	notify   func(live.Event)
+	// watches is what Watches answers.
+	watches []live.WatchState
+}
+
+func (f *fakeLive) Watches(string) []live.WatchState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.watches)
 }
 
 func (f *fakeLive) Follow(_ string, _ any, refs []live.Ref, notify func(live.Event)) {

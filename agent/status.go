@@ -75,6 +75,10 @@ type SyncStatus struct {
 	// them, while the drift is open (not yet corrected, or kept by the
 	// policy warn).
 	Drift []DriftStatus `json:"drift,omitempty"`
+	// Live says where the sync's live state (health, drift, the "nothing
+	// changed" check) comes from: watches, or polling and why; absent
+	// until the sync has applied once.
+	Live *LiveStatus `json:"live,omitempty"`
 	// Objects is the number of objects the sync renders.
 	Objects int `json:"objects"`
 }
@@ -219,4 +223,48 @@ type DriftStatus struct {
 	Corrected *time.Time `json:"corrected,omitempty"`
 	// CorrectionError is why the last correction failed.
 	CorrectionError string `json:"correctionError,omitempty"`
+}
+
+// Sources of a sync's live state (LiveStatus.Source).
+const (
+	// LiveWatch: every watch of the sync streams changes; an unchanged
+	// revision costs no request, drift is found as it happens.
+	LiveWatch = "watch"
+	// LivePolling: the agent lists the sync's objects each interval
+	// instead (a watch is refused, or has not listed yet).
+	LivePolling = "polling"
+)
+
+// LiveStatus says where a sync's live state comes from.
+type LiveStatus struct {
+	// Source is LiveWatch or LivePolling.
+	Source string `json:"source"`
+	// Reason says why the agent polls.
+	Reason string `json:"reason,omitempty"`
+	// Refused is what the API server refuses, when that is why.
+	Refused *Refusal `json:"refused,omitempty"`
+	// Watches holds the sync's watches, one per resource and namespace.
+	Watches []WatchStatus `json:"watches,omitempty"`
+}
+
+// Refusal is a request the API server refuses the agent.
+type Refusal struct {
+	// Verb is list or watch.
+	Verb string `json:"verb"`
+	// Resource is the resource and namespace: "deployments.apps/v1 in web".
+	Resource string `json:"resource"`
+	// Error is the API server's answer.
+	Error string `json:"error"`
+}
+
+// WatchStatus is one watch of a sync.
+type WatchStatus struct {
+	// Resource is the resource and namespace watched.
+	Resource string `json:"resource"`
+	// Listed is set once the watch has done its first list.
+	Listed bool `json:"listed"`
+	// Since is when the watch last (re)connected.
+	Since *time.Time `json:"since,omitempty"`
+	// Refused is the verb the API server refuses, if any.
+	Refused string `json:"refused,omitempty"`
 }

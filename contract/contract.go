@@ -51,8 +51,9 @@ const (
 
 	// DriftAnnotation on an object in git overrides its sync's drift
 	// policy for that object: "correct", "warn" or "ignore" (see the
-	// configuration's drift field). The agent reads it from the live
-	// object.
+	// configuration's drift field). Only git's value counts, never one
+	// set in the cluster (so whoever can edit the object cannot switch its
+	// correction off); any other value fails the plan.
 	DriftAnnotation = Domain + "/drift"
 
 	// LastAppliedAnnotation is kubectl's client-side apply record. When

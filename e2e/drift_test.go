@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -26,8 +28,10 @@ import (
 	"github.com/tether-gitops/tether/health"
 )
 
-// driftApp is a folder with a Namespace, a ConfigMap and a Deployment (and
-// an HPA for it when hpa is set).
+// driftApp is a folder with a Namespace, a ConfigMap and a Deployment, web.
+// With hpa it also has an HPA for web, a second Deployment, worker, that no
+// HPA in git scales, and a ConfigMap, hotfixable, whose tether.dev/drift
+// annotation says warn.
 func driftApp(t *testing.T, ns, image string, hpa bool) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -67,6 +71,8 @@ spec:
   - type: Resource
     resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
 `, ns)
+		files["worker.yaml"] = strings.NewReplacer("name: web", "name: worker", "{app: web}", "{app: worker}").Replace(files["deploy.yaml"])
+		files["hotfixable.yaml"] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hotfixable\n  namespace: %s\n  annotations:\n    %s: warn\ndata:\n  value: \"v1\"\n", ns, contract.DriftAnnotation)
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -123,10 +129,73 @@ func inventoryEvents(ctx context.Context, t *testing.T, c kubernetes.Interface, 
 	return out
 }
 
+// driftEvent waits for the DriftDetected Event on a sync's inventory whose
+// message holds every one of want, and returns it.
+func driftEvent(ctx context.Context, t *testing.T, c kubernetes.Interface, sync string, want ...string) corev1.Event {
+	t.Helper()
+	var found corev1.Event
+	eventually(t, time.Minute, "a DriftDetected Event with "+strings.Join(want, ", "), func() error {
+		evs, err := c.CoreV1().Events("tether-system").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=tether-inventory-" + sync + ",reason=DriftDetected"})
+		if err != nil {
+			return err
+		}
+		var msgs []string
+	events:
+		for _, e := range evs.Items {
+			msgs = append(msgs, e.Message)
+			for _, w := range want {
+				if !strings.Contains(e.Message, w) {
+					continue events
+				}
+			}
+			found = e
+			return nil
+		}
+		return fmt.Errorf("events %q", msgs)
+	})
+	return found
+}
+
+// reportedWithin fails the test unless the drift Event ev was recorded
+// within bound of the change made at changedAt: "reported within seconds",
+// as a generous upper bound (Event times have whole seconds).
+func reportedWithin(t *testing.T, ev corev1.Event, changedAt time.Time, bound time.Duration) {
+	t.Helper()
+	at := ev.LastTimestamp.Time
+	if at.IsZero() {
+		at = ev.EventTime.Time
+	}
+	if d := at.Sub(changedAt.Truncate(time.Second)); d > bound {
+		t.Errorf("drift reported %s after the change, want within %s: %s", d, bound, ev.Message)
+	}
+}
+
+// hasScaleOwner reports whether manager owns spec.replicas of d through
+// the scale subresource with a plain update.
+func hasScaleOwner(d *appsv1.Deployment, manager string) bool {
+	for _, mf := range d.ManagedFields {
+		if mf.Manager == manager && mf.Operation == metav1.ManagedFieldsOperationUpdate && mf.Subresource == "scale" &&
+			mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:replicas"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// managers lists the managedFields entries of d, for messages.
+func managers(d *appsv1.Deployment) string {
+	var out []string
+	for _, mf := range d.ManagedFields {
+		out = append(out, fmt.Sprintf("%s (%s, %s): %s", mf.Manager, mf.Operation, mf.Subresource, mf.FieldsV1))
+	}
+	return strings.Join(out, "; ")
+}
+
 // TestDrift runs one agent with three syncs, one per drift policy, and
 // changes their objects the way people do: kubectl set image, a deleted
-// object, an annotation, an HPA scaling, a Deployment broken by hand, and
-// a change after the API server restarted (every watch broken).
+// object, an annotation, an HPA scaling (one in git, and a real one outside
+// git that kube-controller-manager acts on), a Deployment broken by hand,
+// and a change after the API server restarted (every watch broken).
 func TestDrift(t *testing.T) {
 	c := sharedCluster(t)
 	sa := tetherIdentity(t, c)
@@ -179,6 +248,76 @@ func TestDrift(t *testing.T) {
 		})
 	}
 
+	// An autoscaler that git does not have writes spec.replicas through
+	// the scale subresource: kube-controller-manager's HPA controller,
+	// here raising worker from git's 1 replica to its minReplicas (the
+	// fake pods have no metrics, so that is all it does). Never drift,
+	// never taken back, by the watch or by a plan.
+	t.Run("an autoscaler not in git", func(t *testing.T) {
+		ns := "drift-correct"
+		minReplicas := int32(2)
+		hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: ns},
+			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "worker"},
+				MinReplicas: &minReplicas, MaxReplicas: 4}}
+		if _, err := admin.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*time.Minute, "the HPA controller scaled worker to 2 through the scale subresource", func() error {
+			d, err := admin.AppsV1().Deployments(ns).Get(ctx, "worker", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if *d.Spec.Replicas != 2 || !hasScaleOwner(d, "kube-controller-manager") {
+				return fmt.Errorf("replicas %d, managers %s", *d.Spec.Replicas, managers(d))
+			}
+			return nil
+		})
+		// The watch saw the HPA's write at once; two polls later nothing
+		// was taken for drift or put back.
+		polls := counter(p, `tether_reconcile_duration_seconds_count{outcome="skipped",sync="drift-correct"}`)
+		eventually(t, time.Minute, "two more polls", func() error {
+			if n := counter(p, `tether_reconcile_duration_seconds_count{outcome="skipped",sync="drift-correct"}`); n < polls+2 {
+				return fmt.Errorf("%v polls", n-polls)
+			}
+			return nil
+		})
+		for _, action := range []string{"detected", "corrected"} {
+			if n := counter(p, `tether_drift_events_total{action="`+action+`",sync="drift-correct"}`); n != 0 {
+				t.Errorf("%v drift events %s for the HPA's scaling", n, action)
+			}
+		}
+		if d, err := driftOf(p, ns); err != nil || len(d) != 0 {
+			t.Errorf("open drift %+v (%v)", d, err)
+		}
+		// A commit runs a full reconcile, with a plan: the replicas stay
+		// the HPA's, tether's apply does not take them.
+		commit(t, p, ns, "cm.yaml", `"v1"`, `"v2"`)
+		d, err := admin.AppsV1().Deployments(ns).Get(ctx, "worker", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range d.ManagedFields {
+			if mf.Manager == contract.FieldManager && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:replicas"`) {
+				t.Errorf("tether's apply took spec.replicas back: %s", managers(d))
+			}
+		}
+		if *d.Spec.Replicas != 2 || !hasScaleOwner(d, "kube-controller-manager") {
+			t.Errorf("replicas %d after a reconcile, managers %s", *d.Spec.Replicas, managers(d))
+		}
+		// The HPA controller scaled once: nobody set the replicas back.
+		evs, err := admin.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name=worker,reason=SuccessfulRescale"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rescales int32
+		for _, e := range evs.Items {
+			rescales += max(e.Count, 1)
+		}
+		if rescales != 1 {
+			t.Errorf("the HPA rescaled %d times, want once", rescales)
+		}
+	})
+
 	t.Run("correct", func(t *testing.T) {
 		ns := "drift-correct"
 		// Not drift: someone's annotation, and the HPA's scaling through
@@ -189,7 +328,9 @@ func TestDrift(t *testing.T) {
 		if _, err := admin.AppsV1().Deployments(ns).UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 3}}, metav1.UpdateOptions{FieldManager: "horizontal-pod-autoscaler"}); err != nil {
 			t.Fatal(err)
 		}
+		patchedAt := time.Now()
 		setImage(ctx, t, admin, ns, "registry.example.com/web:hotfix")
+		reportedWithin(t, driftEvent(ctx, t, admin, ns, "registry.example.com/web:hotfix by kubectl-set (Update)", "found by the watch"), patchedAt, 15*time.Second)
 		eventually(t, time.Minute, "the image put back", func() error {
 			if img, err := imageOf(ctx, admin, ns); err != nil || img != "registry.example.com/web:1.0" {
 				return fmt.Errorf("image %q (%v)", img, err)
@@ -266,12 +407,41 @@ func TestDrift(t *testing.T) {
 			return nil
 		})
 
-		// Every watch breaks when the API server restarts; drift after it
-		// is still found.
+		// Every watch breaks when the API server restarts (and may be
+		// refused while RBAC loads: the agent polls meanwhile). Once the
+		// status says the Deployments are watched again, on a watch made
+		// after the restart, drift is found by the watch again.
+		restarting := time.Now()
 		if err := c.RestartAPIServer(ctx); err != nil {
 			t.Fatal(err)
 		}
+		deployments := "deployments.apps/v1 in " + ns
+		var polled *agent.LiveStatus
+		eventually(t, 2*time.Minute, "the Deployments watched again after the restart", func() error {
+			s, err := p.syncStatus(ns)
+			if err != nil {
+				return err
+			}
+			if s.Live != nil && s.Live.Source == agent.LivePolling && polled == nil {
+				polled = s.Live
+			}
+			if s.Live == nil || s.Live.Source != agent.LiveWatch {
+				return fmt.Errorf("live state %+v", s.Live)
+			}
+			for _, w := range s.Live.Watches {
+				if w.Resource == deployments && w.Since != nil && w.Since.After(restarting) {
+					return nil
+				}
+			}
+			return fmt.Errorf("watches %+v", s.Live.Watches)
+		})
+		if polled != nil {
+			t.Logf("polled after the restart: %s", polled.Reason)
+		}
+		patchedAt = time.Now()
 		setImage(ctx, t, admin, ns, "registry.example.com/web:after-restart")
+		ev := driftEvent(ctx, t, admin, ns, "registry.example.com/web:after-restart by kubectl-set (Update)", "found by the watch")
+		reportedWithin(t, ev, patchedAt, 15*time.Second)
 		eventually(t, 2*time.Minute, "the image put back after the API server restarted", func() error {
 			img, err := imageOf(ctx, admin, ns)
 			if err != nil || img != "registry.example.com/web:1.0" {
@@ -279,6 +449,37 @@ func TestDrift(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	// The object's annotation in git (tether.dev/drift: warn) overrides
+	// the sync's correct: a hotfix of it is kept and reported.
+	t.Run("object annotated warn in a sync that corrects", func(t *testing.T) {
+		ns := "drift-correct"
+		kept := counter(p, `tether_drift_events_total{action="kept",sync="drift-correct"}`)
+		patchedAt := time.Now()
+		if _, err := admin.CoreV1().ConfigMaps(ns).Patch(ctx, "hotfixable", types.MergePatchType, []byte(`{"data":{"value":"hotfix"}}`), metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+			t.Fatal(err)
+		}
+		ev := driftEvent(ctx, t, admin, ns, "ConfigMap drift-correct/hotfixable: data.value: v1 → hotfix by kubectl-edit (Update)", "(policy warn, found by the watch)")
+		reportedWithin(t, ev, patchedAt, 15*time.Second)
+		polls := counter(p, `tether_reconcile_duration_seconds_count{outcome="skipped",sync="drift-correct"}`)
+		eventually(t, time.Minute, "two more polls", func() error {
+			if n := counter(p, `tether_reconcile_duration_seconds_count{outcome="skipped",sync="drift-correct"}`); n < polls+2 {
+				return fmt.Errorf("%v polls", n-polls)
+			}
+			return nil
+		})
+		got, err := admin.CoreV1().ConfigMaps(ns).Get(ctx, "hotfixable", metav1.GetOptions{})
+		if err != nil || got.Data["value"] != "hotfix" {
+			t.Errorf("value %q (%v): the object's warn must keep the hotfix", got.Data["value"], err)
+		}
+		d, err := driftOf(p, ns)
+		if err != nil || len(d) != 1 || d[0].Object != "ConfigMap/drift-correct/hotfixable" || d[0].Policy != "warn" {
+			t.Errorf("open drift %+v (%v), want the ConfigMap kept under warn", d, err)
+		}
+		if n := counter(p, `tether_drift_events_total{action="kept",sync="drift-correct"}`); n != kept+1 {
+			t.Errorf("%v kept drift events, want %v", n, kept+1)
+		}
 	})
 
 	t.Run("warn", func(t *testing.T) {

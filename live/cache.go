@@ -9,9 +9,9 @@
 // when it cannot resume and reports every difference it finds as an event,
 // so no change is lost. A watch the API server refuses (RBAC without the
 // watch verb, or RBAC not loaded yet after an API server restart) is
-// reported by Ready, so the agent polls instead, and retried with the
-// reflector's backoff, so the cache recovers once it is allowed. The cache
-// never writes.
+// reported by Ready and Watches (the verb and the resource refused), so
+// the agent polls instead, and retried with the reflector's backoff, so the
+// cache recovers once it is allowed. The cache never writes.
 package live
 
 import (
@@ -93,6 +93,21 @@ type watcher struct {
 	// refused holds, by operation ("list", "watch"), why the API server
 	// last refused it; empty while it allows both.
 	refused map[string]string
+	// since is when the watch last (re)connected.
+	since time.Time
+}
+
+// WatchState is the state of one watch of a sync.
+type WatchState struct {
+	Ref Ref
+	// Listed is set once the watch has done its first list.
+	Listed bool
+	// Since is when the watch last (re)connected (the reflector resumes
+	// or relists after a break); zero before it first did.
+	Since time.Time
+	// Refused is the verb the API server refuses ("list" or "watch"), ""
+	// while it allows both; Error is its answer.
+	Refused, Error string
 }
 
 // New returns a cache that watches with client. It watches nothing until
@@ -187,10 +202,16 @@ func (c *Cache) start(sync string, r Ref) *watcher {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		was := w.refused[op]
+		if err == nil && op == "watch" {
+			w.since = time.Now()
+		}
+		// Logged at debug level: the agent warns once per sync, naming
+		// the verb and resource (from Watches), when it falls back to
+		// polling.
 		if err != nil && (apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)) {
 			w.refused[op] = err.Error()
 			if was == "" {
-				c.log.Warn("the API server refuses to "+op+"; the agent polls instead", "sync", sync, "resource", r.String(), "error", err)
+				c.log.Debug("the API server refuses to "+op, "sync", sync, "resource", r.String(), "error", err)
 			}
 			return
 		}
@@ -208,7 +229,7 @@ func (c *Cache) start(sync string, r Ref) *watcher {
 				delete(w.refused, op)
 			}
 			if len(w.refused) == 0 {
-				c.log.Info("the API server allows to "+op+" again", "sync", sync, "resource", r.String())
+				c.log.Debug("the API server allows to "+op+" again", "sync", sync, "resource", r.String())
 			}
 		}
 	}
@@ -232,6 +253,14 @@ func (c *Cache) start(sync string, r Ref) *watcher {
 	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, c.client), &unstructured.Unstructured{},
 		cache.SharedIndexInformerOptions{ObjectDescription: r.String()})
 	_ = inf.SetTransform(slim)
+	// A refusal is recorded by refused and reported once, by the agent;
+	// the reflector's own handler would log it at every retry.
+	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, rf *cache.Reflector, err error) {
+		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+			return
+		}
+		cache.DefaultWatchErrorHandler(ctx, rf, err)
+	})
 	w.informer = inf
 	emit := func(obj any, deleted bool) {
 		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -295,16 +324,17 @@ func (w *watcher) halt() {
 	<-w.done
 }
 
-// refusal says why the API server refuses this watch, "" if it does not.
-func (w *watcher) refusal() string {
+// refusal says which operation the API server refuses for this watch, and
+// its answer; "" if it refuses none.
+func (w *watcher) refusal() (op, why string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, op := range []string{"list", "watch"} {
 		if why := w.refused[op]; why != "" {
-			return why
+			return op, why
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // Ready reports whether every watch of sync has done its first list and is
@@ -326,8 +356,8 @@ func (c *Cache) Ready(sync string) (ok bool, why string) {
 		return false, "not watched"
 	}
 	for i, w := range ws {
-		if refused := w.refusal(); refused != "" {
-			return false, fmt.Sprintf("the watch of %s is refused: %s", refs[i], refused)
+		if op, refused := w.refusal(); op != "" {
+			return false, fmt.Sprintf("the API server refuses to %s %s: %s", op, refs[i], refused)
 		}
 		if !w.informer.HasSynced() {
 			return false, fmt.Sprintf("the watch of %s has not listed yet", refs[i])
@@ -363,7 +393,7 @@ func (c *Cache) Get(sync string, ref Ref, name string) (obj *unstructured.Unstru
 	if w == nil || !w.informer.HasSynced() {
 		return nil, false
 	}
-	if w.refusal() != "" {
+	if op, _ := w.refusal(); op != "" {
 		return nil, false
 	}
 	key := name
@@ -402,5 +432,30 @@ func (c *Cache) Refs(sync string) []Ref {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// Watches returns the state of each watch of sync, sorted by ref (none
+// when the cache does not follow it).
+func (c *Cache) Watches(sync string) []WatchState {
+	c.mu.Lock()
+	var ws []*watcher
+	var refs []Ref
+	if f := c.syncs[sync]; f != nil {
+		for r, w := range f.watchers {
+			refs = append(refs, r)
+			ws = append(ws, w)
+		}
+	}
+	c.mu.Unlock()
+	out := make([]WatchState, len(ws))
+	for i, w := range ws {
+		op, why := w.refusal()
+		w.mu.Lock()
+		since := w.since
+		w.mu.Unlock()
+		out[i] = WatchState{Ref: refs[i], Listed: w.informer.HasSynced(), Since: since, Refused: op, Error: why}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref.String() < out[j].Ref.String() })
 	return out
 }

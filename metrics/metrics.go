@@ -147,19 +147,13 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Reconcile records a reconcile's outcome. commit is the applied commit
-// (empty for folders); drift counts, by kind, the objects a reconcile of
-// an unchanged revision found changed and put back: each is a drift event
-// detected and corrected (a caller that reports drift through DriftEvent
-// passes nil, or they count twice); inventory is the number of objects the
-// sync owns.
-func (m *Metrics) Reconcile(sync string, res *tsync.Result, err error, commit string, drift map[string]int, inventory int) {
+// (empty for folders); inventory is the number of objects the sync owns.
+// It counts no drift events: drift a reconcile puts back is counted, like
+// all drift, through DriftEvent by the one who reports it, so an object
+// the watch found, whose correction failed and which a reconcile then put
+// back, is detected once and corrected once.
+func (m *Metrics) Reconcile(sync string, res *tsync.Result, err error, commit string, inventory int) {
 	m.initSync(sync)
-	for _, n := range drift {
-		if n > 0 {
-			m.drift.events.WithLabelValues(sync, DriftDetected).Add(float64(n))
-			m.drift.events.WithLabelValues(sync, DriftCorrected).Add(float64(n))
-		}
-	}
 	outcome := OutcomeSuccess
 	if err != nil {
 		outcome = OutcomeFailure

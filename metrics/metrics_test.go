@@ -22,7 +22,7 @@ func TestMetricsFollowReconciles(t *testing.T) {
 	ok := &tsync.Result{Revision: "main@sha1:abc", Status: health.Progressing, Duration: time.Second, BuildDuration: 10 * time.Millisecond,
 		Changes: []*tsync.Change{{Action: tsync.ActionCreate}, {Action: tsync.ActionUnchanged}, {Action: tsync.ActionUnchanged}},
 		Health:  map[object.ObjMetadata]health.Result{}}
-	m.Reconcile("web", ok, nil, "abc", map[string]int{"ConfigMap": 1}, 3)
+	m.Reconcile("web", ok, nil, "abc", 3)
 	m.Git("web", source.Stats{}, source.Stats{RefListings: 3, Fetches: 1, FetchedBytes: 2048})
 	m.APIRequest(kube.Request{Verb: kube.VerbPatch, DryRun: true})
 	m.SetLeader(true)
@@ -59,13 +59,13 @@ tether_sync_health{status="Progressing",sync="web"} 1
 # TYPE tether_git_fetched_bytes_total counter
 tether_git_fetched_bytes_total{sync="web"} 2048
 `)
-	// What a reconcile of an unchanged revision put back is drift detected
-	// and corrected; nothing stays open.
+	// A reconcile counts no drift itself (whoever reports drift counts it
+	// through DriftEvent, once): the counters are exported at 0.
 	expect("tether_drift_events_total", `
 # HELP tether_drift_events_total Drift events by sync and action (detected, corrected, kept by policy warn, ignored by policy ignore).
 # TYPE tether_drift_events_total counter
-tether_drift_events_total{action="corrected",sync="web"} 1
-tether_drift_events_total{action="detected",sync="web"} 1
+tether_drift_events_total{action="corrected",sync="web"} 0
+tether_drift_events_total{action="detected",sync="web"} 0
 tether_drift_events_total{action="ignored",sync="web"} 0
 tether_drift_events_total{action="kept",sync="web"} 0
 `)
@@ -74,7 +74,7 @@ tether_drift_events_total{action="kept",sync="web"} 0
 	// A guard refusal: failing with its phase, the refusal counted, the
 	// applied revision left as it was.
 	guard := &tsync.PhaseError{Phase: "prune", Err: &tsync.GuardError{Reason: tsync.GuardDeleteBudget, Err: errors.New("budget")}}
-	m.Reconcile("web", &tsync.Result{Revision: "main@sha1:def", Phase: "prune"}, guard, "def", nil, 3)
+	m.Reconcile("web", &tsync.Result{Revision: "main@sha1:def", Phase: "prune"}, guard, "def", 3)
 	expect("tether_sync_failing", `
 # HELP tether_sync_failing 1 while the last reconcile of a sync failed, labelled with the phase it failed in.
 # TYPE tether_sync_failing gauge

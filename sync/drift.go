@@ -36,17 +36,30 @@ const (
 func DriftPolicies() []string { return []string{DriftCorrect, DriftWarn, DriftIgnore} }
 
 // DriftPolicyOf is an object's drift policy: its tether.dev/drift
-// annotation as the cluster has it, else as git has it, else def.
-func DriftPolicyOf(desired, live *unstructured.Unstructured, def string) string {
-	for _, u := range []*unstructured.Unstructured{live, desired} {
-		if u == nil {
-			continue
-		}
-		if p := u.GetAnnotations()[contract.DriftAnnotation]; slices.Contains(DriftPolicies(), p) {
+// annotation as git has it (desired), else def. The live object's
+// annotation does not count: whoever can edit an object in the cluster
+// could otherwise switch its correction off (or on) without a commit, and
+// an annotation tether does not apply is not drift, so that change would
+// go unreported. A value that is not a policy is refused by the plan
+// (CheckDriftAnnotation).
+func DriftPolicyOf(desired *unstructured.Unstructured, def string) string {
+	if desired != nil {
+		if p := desired.GetAnnotations()[contract.DriftAnnotation]; slices.Contains(DriftPolicies(), p) {
 			return p
 		}
 	}
 	return def
+}
+
+// CheckDriftAnnotation returns an error naming the annotation and its
+// value when obj (as git has it) sets tether.dev/drift to something that
+// is not a drift policy; nil when it sets a policy or none.
+func CheckDriftAnnotation(obj *unstructured.Unstructured) error {
+	v, ok := obj.GetAnnotations()[contract.DriftAnnotation]
+	if !ok || slices.Contains(DriftPolicies(), v) {
+		return nil
+	}
+	return fmt.Errorf("annotation %s: %q is not a drift policy (want one of %s)", contract.DriftAnnotation, shortValue(v), strings.Join(DriftPolicies(), ", "))
 }
 
 // Drift is what changed in the cluster in an object a sync owns, since
@@ -194,8 +207,9 @@ func (r IgnoreRule) covers(p fieldpath.Path) bool {
 // whatever tool they used, is. A field that another manager took over but
 // set back to the value tether applied is not drift. Fields covered by
 // ignore rules are left out, as are fields no longer in the desired
-// object, and the replicas of a workload an autoscaler in the same
-// revision scales.
+// object, and the replicas of a workload an autoscaler scales: one in the
+// same revision, or one outside git that owns them now through the scale
+// subresource (scaledByAutoscaler; kubectl scale is drift).
 func DetectDrift(c *Change, live *unstructured.Unstructured, ignore []IgnoreRule) (*Drift, error) {
 	if c.owned == nil {
 		return nil, nil
@@ -221,9 +235,10 @@ func DetectDrift(c *Change, live *unstructured.Unstructured, ignore []IgnoreRule
 	}
 	secret := c.ID.GroupKind.Group == "" && c.ID.GroupKind.Kind == "Secret"
 	d := &Drift{}
+	autoscaled := c.autoscaled || scaledByAutoscaler(live)
 	c.owned.Leaves().Difference(now).Iterate(func(p fieldpath.Path) {
 		path := fieldPathString(p)
-		if c.autoscaled && path == "spec.replicas" {
+		if autoscaled && path == "spec.replicas" {
 			return // the autoscaler's to change
 		}
 		for _, r := range rules {
@@ -240,6 +255,13 @@ func DetectDrift(c *Change, live *unstructured.Unstructured, ignore []IgnoreRule
 	}
 	sort.Slice(d.Fields, func(i, j int) bool { return d.Fields[i].Path < d.Fields[j].Path })
 	return d, nil
+}
+
+// SetBaseline records the fields tether's apply entry owns in obj (the
+// object as tether last applied it) as the change's drift baseline, the
+// one DetectDrift compares with: for a change built outside a reconcile.
+func (c *Change) SetBaseline(obj *unstructured.Unstructured) {
+	c.owned = tetherFields(obj)
 }
 
 // changeAt describes the field at p of c's desired object as the live
@@ -303,6 +325,24 @@ func keptDrift(c *Change, conflicts []string) *Drift {
 	}
 	sort.Slice(d.Fields, func(i, j int) bool { return d.Fields[i].Path < d.Fields[j].Path })
 	return d
+}
+
+// TakenBackDrift describes as drift the fields a plan took back from
+// plain updaters (c.TakesBack), with git's values, the cluster's as the
+// plan read them (c.Live) and the managers; nil when it took nothing back.
+func TakenBackDrift(c *Change) *Drift {
+	if len(c.TakesBack) == 0 || c.Live == nil {
+		return nil
+	}
+	paths := make([]string, 0, len(c.TakesBack))
+	for _, t := range c.TakesBack {
+		field, _, _ := strings.Cut(t, " (")
+		paths = append(paths, "."+field)
+	}
+	if d := keptDrift(c, paths); len(d.Fields) > 0 {
+		return d
+	}
+	return nil
 }
 
 // conflictFieldPaths finds the conflicting fields of a dry run, as the API
@@ -476,9 +516,10 @@ func shortValue(v any) string {
 // for the next DetectDrift. A deleted object is created again. Each
 // change's Live must be the object as it is now (nil when deleted): the
 // replicas of an autoscaled workload are left to its autoscaler, as in a
-// reconcile. It returns the writes it sent and an error naming every
-// object it could not put back. The changes come from a successful
-// reconcile of opts.
+// reconcile, and so are those an autoscaler outside git owns. It returns
+// the writes it sent and an error naming every object it could not put
+// back; each change's Err says why it could not be put back (nil when it
+// was). The changes come from a successful reconcile of opts.
 func (s *Syncer) Correct(ctx context.Context, opts Options, changes []*Change) (int64, error) {
 	r := &run{s: s, opts: opts.withDefaults(), res: &Result{}}
 	tally := &kube.Tally{}
@@ -496,11 +537,13 @@ func (s *Syncer) Correct(ctx context.Context, opts Options, changes []*Change) (
 		answer, err := r.patchRaw(ctx, c, false)
 		c.Force = force
 		if err != nil {
+			c.Err = apiMessage(err)
 			mu.Lock()
-			problems = append(problems, fmt.Sprintf("%s: %v", c.Ref(), apiMessage(err)))
+			problems = append(problems, fmt.Sprintf("%s: %v", c.Ref(), c.Err))
 			mu.Unlock()
 			return nil
 		}
+		c.Err = nil
 		c.owned = ownedInAnswer(answer)
 		return nil
 	})

@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/tether-gitops/tether/contract"
 )
 
 // appliedChange is the Change a reconcile leaves for desired whose live
@@ -237,5 +239,88 @@ func TestShortValueKeepsCharactersWhole(t *testing.T) {
 	got := shortValue(long)
 	if !utf8.ValidString(got) || !strings.HasSuffix(got, "...") || len(got) > 80 {
 		t.Errorf("shortValue = %q (%d bytes)", got, len(got))
+	}
+}
+
+// The per-object policy is git's annotation: the live object's does not
+// count, so whoever can edit the object cannot switch its correction off.
+func TestDriftPolicyOfReadsGitOnly(t *testing.T) {
+	annotated := func(v string) *unstructured.Unstructured {
+		obj := configMap("a", "1")
+		if v != "" {
+			obj.SetAnnotations(map[string]string{contract.DriftAnnotation: v})
+		}
+		return obj
+	}
+	for _, tc := range []struct {
+		name, git, def, want string
+	}{
+		{"none: the sync's", "", DriftCorrect, DriftCorrect},
+		{"git says warn", DriftWarn, DriftCorrect, DriftWarn},
+		{"git says correct under warn", DriftCorrect, DriftWarn, DriftCorrect},
+		{"git says ignore", DriftIgnore, DriftCorrect, DriftIgnore},
+		{"not a policy: the sync's", "sometimes", DriftWarn, DriftWarn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := DriftPolicyOf(annotated(tc.git), tc.def); got != tc.want {
+				t.Errorf("DriftPolicyOf = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if got := DriftPolicyOf(nil, DriftWarn); got != DriftWarn {
+		t.Errorf("DriftPolicyOf(nil) = %q", got)
+	}
+}
+
+// A tether.dev/drift annotation that is not a policy fails the plan,
+// naming the object, its file, the annotation and the value; nothing is
+// written.
+func TestPlanRefusesABadDriftAnnotation(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{{"warn", true}, {"ignore", true}, {"Warn", false}, {"", false}, {"off", false}} {
+		obj := configMap("a", "1")
+		obj.SetAnnotations(map[string]string{contract.DriftAnnotation: tc.value})
+		if err := CheckDriftAnnotation(obj); (err == nil) != tc.ok {
+			t.Errorf("CheckDriftAnnotation(%q) = %v", tc.value, err)
+		}
+	}
+	if err := CheckDriftAnnotation(configMap("a", "1")); err != nil {
+		t.Errorf("an object without the annotation: %v", err)
+	}
+	f := newFakeCluster(t)
+	bad := configMap("a", "1")
+	bad.SetAnnotations(map[string]string{contract.DriftAnnotation: "off"})
+	_, err := reconcileOnce(t, f, testOpts, "main@sha1:1", bad, configMap("b", "1"))
+	if err == nil {
+		t.Fatal("the plan accepted tether.dev/drift: off")
+	}
+	for _, want := range []string{"ConfigMap/app/a", "app.yaml", contract.DriftAnnotation, `"off"`, "correct, warn, ignore"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	for _, w := range f.writes() {
+		if strings.HasPrefix(w, "apply ConfigMap/") {
+			t.Errorf("written although the plan failed: %s", w)
+		}
+	}
+}
+
+// The fields a plan took back from plain updaters are described as drift
+// with both values and the manager, as the watch would have described
+// them; nothing taken back is no drift.
+func TestTakenBackDrift(t *testing.T) {
+	desired := desiredObjects(t)["Deployment"]
+	c := &Change{Desired: desired, ID: object.UnstructuredToObjMetadata(desired), Live: loadJSON(t, "deployment-set-image.json"),
+		TakesBack: []string{`spec.template.spec.containers[name="app"].image (kubectl-set)`}}
+	d := TakenBackDrift(c)
+	if d == nil || !strings.HasPrefix(d.Summary(), "spec.template.spec.containers[name=app].image: nginx:1.0 → nginx:2.0 by kubectl-set (Update) at ") {
+		t.Errorf("taken back %v", d)
+	}
+	c.TakesBack = nil
+	if d := TakenBackDrift(c); d != nil {
+		t.Errorf("drift %q with nothing taken back", d.Summary())
 	}
 }

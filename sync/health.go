@@ -89,10 +89,12 @@ func fingerprint(obj *unstructured.Unstructured) string {
 // changed or gone since (everything but its status compared). It reads
 // with one LIST per resource and namespace where it can, and writes
 // nothing: when the revision is the same and nothing drifted, the agent
-// skips the reconcile altogether.
-func (s *Syncer) Drifted(ctx context.Context, opts Options, observed map[object.ObjMetadata]string) (bool, error) {
+// skips the reconcile altogether. When nothing drifted, live holds every
+// observed object as just read, status included, so the caller can
+// recompute health without reading again; otherwise it may be partial.
+func (s *Syncer) Drifted(ctx context.Context, opts Options, observed map[object.ObjMetadata]string) (drifted bool, live map[object.ObjMetadata]*unstructured.Unstructured, err error) {
 	if len(observed) == 0 {
-		return true, nil
+		return true, nil, nil
 	}
 	r := &run{s: s, opts: opts.withDefaults(), res: &Result{}}
 	ids := make([]object.ObjMetadata, 0, len(observed))
@@ -100,15 +102,15 @@ func (s *Syncer) Drifted(ctx context.Context, opts Options, observed map[object.
 		ids = append(ids, id)
 	}
 	reader := &healthReader{r: r}
-	live, err := reader.Read(ctx, ids)
+	live, err = reader.Read(ctx, ids)
 	if err != nil {
-		return true, err
+		return true, nil, err
 	}
 	for id, fp := range observed {
 		obj, ok := live[id]
 		if !ok || fingerprint(obj) != fp {
-			return true, nil
+			return true, live, nil
 		}
 	}
-	return false, nil
+	return false, live, nil
 }

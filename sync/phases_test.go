@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
+	"sigs.k8s.io/cli-utils/pkg/object"
 
 	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/inventory"
@@ -230,10 +231,51 @@ func TestCorrectPutsDriftBack(t *testing.T) {
 	if v := f.get("ConfigMap", "app", "a").Object["data"].(map[string]any)["k"]; v != "1" {
 		t.Errorf("data.k = %v after the correction", v)
 	}
+	// One refused among two: the error names it, and each change says
+	// whether it was put back.
 	f.failApply["ConfigMap/app/b"] = apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "b", errors.New("denied"))
-	_, err = f.syncer().Correct(context.Background(), testOpts, []*Change{byName["b"]})
-	if err == nil || !strings.Contains(err.Error(), "ConfigMap/app/b") {
-		t.Errorf("error %v, want one naming ConfigMap/app/b", err)
+	byName["a"].Err = errors.New("from an earlier attempt")
+	_, err = f.syncer().Correct(context.Background(), testOpts, []*Change{byName["a"], byName["b"]})
+	if err == nil || !strings.Contains(err.Error(), "ConfigMap/app/b") || strings.Contains(err.Error(), "ConfigMap/app/a") {
+		t.Errorf("error %v, want one naming ConfigMap/app/b only", err)
+	}
+	if byName["a"].Err != nil {
+		t.Errorf("ConfigMap/app/a was put back, but its Err is %v", byName["a"].Err)
+	}
+	if e := byName["b"].Err; e == nil || !strings.Contains(e.Error(), "denied") {
+		t.Errorf("ConfigMap/app/b's Err is %v, want the refusal", e)
+	}
+}
+
+// Drifted compares everything but status; when nothing drifted it hands
+// back every object it read, status included, for fresh health.
+func TestDriftedReturnsWhatItRead(t *testing.T) {
+	f := newFakeCluster(t)
+	res, err := reconcileOnce(t, f, testOpts, "main@sha1:1", webDeployment())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := object.UnstructuredToObjMetadata(webDeployment())
+	gvr, _ := f.gvr("Deployment")
+	live := f.get("Deployment", "app", "web").DeepCopy()
+	live.Object["status"] = map[string]any{"readyReplicas": int64(1)}
+	if err := f.dyn.Tracker().Update(gvr, live, "app"); err != nil {
+		t.Fatal(err)
+	}
+	drifted, read, err := f.syncer().Drifted(context.Background(), testOpts, res.Observed)
+	if err != nil || drifted {
+		t.Fatalf("drifted %v (%v) after a status change", drifted, err)
+	}
+	if n, _, _ := unstructured.NestedInt64(read[id].Object, "status", "readyReplicas"); n != 1 {
+		t.Errorf("Drifted handed back %v, want the object with its new status", read[id])
+	}
+	live = f.get("Deployment", "app", "web").DeepCopy()
+	_ = unstructured.SetNestedField(live.Object, int64(4), "spec", "replicas")
+	if err := f.dyn.Tracker().Update(gvr, live, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if drifted, _, err := f.syncer().Drifted(context.Background(), testOpts, res.Observed); err != nil || !drifted {
+		t.Errorf("drifted %v (%v) after spec.replicas changed", drifted, err)
 	}
 }
 

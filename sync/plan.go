@@ -88,6 +88,10 @@ func (r *run) planChanges(ctx context.Context, changes []*Change) error {
 // dryRun plans one change with a server-side apply dry run.
 func (r *run) dryRun(ctx context.Context, c *Change) {
 	c.Deferred = false
+	if err := CheckDriftAnnotation(c.Desired); err != nil {
+		c.Action, c.Err = ActionFailed, err
+		return
+	}
 	if reason := r.ownedElsewhere(c.Live); reason != "" && forceMode(c.Desired) != forceAll {
 		c.Action = ActionConflict
 		c.Conflicts = []string{reason}
@@ -151,7 +155,7 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 		case r.opts.DriftPolicy == "" || !updatersOnly(c.Live, conflicts):
 			// A conflict: outside the agent, or fields another tool
 			// owns through server-side apply.
-		case gitChanged || DriftPolicyOf(c.Desired, c.Live, r.opts.DriftPolicy) == DriftCorrect:
+		case gitChanged || DriftPolicyOf(c.Desired, r.opts.DriftPolicy) == DriftCorrect:
 			// Fields someone changed by hand (kubectl edit, set, scale):
 			// drift, taken back.
 			c.Force, c.TakesBack = true, conflicts

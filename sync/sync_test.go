@@ -123,6 +123,7 @@ func TestAdjustForAutoscalers(t *testing.T) {
   fieldsType: FieldsV1
   fieldsV1: {"f:spec": {"f:replicas": {}}}
 `
+	kubectlScaled := strings.Replace(hpaOwnsReplicas, "manager: kube-controller-manager", "manager: kubectl", 1)
 	for _, tc := range []struct {
 		name      string
 		withHPA   bool
@@ -130,7 +131,9 @@ func TestAdjustForAutoscalers(t *testing.T) {
 		want      int64
 		wantFound bool
 	}{
-		{name: "no autoscaler: manifest replicas", live: liveDeployment(t, 7, hpaOwnsReplicas), want: 2, wantFound: true},
+		{name: "no autoscaler: manifest replicas", live: liveDeployment(t, 7, tetherOwnsReplicas), want: 2, wantFound: true},
+		{name: "kubectl scale, no autoscaler: manifest replicas (taken back)", live: liveDeployment(t, 7, kubectlScaled), want: 2, wantFound: true},
+		{name: "an autoscaler outside git took replicas: leave them out", live: liveDeployment(t, 7, hpaOwnsReplicas), wantFound: false},
 		{name: "first creation: manifest replicas once", withHPA: true, want: 2, wantFound: true},
 		{name: "tether still owns replicas: keep the live value", withHPA: true, live: liveDeployment(t, 3, tetherOwnsReplicas), want: 3, wantFound: true},
 		{name: "autoscaler took replicas: leave them out", withHPA: true, live: liveDeployment(t, 7, hpaOwnsReplicas), wantFound: false},
@@ -152,7 +155,7 @@ func TestAdjustForAutoscalers(t *testing.T) {
 	// An autoscaler for another namespace or kind does not count.
 	other := change(t, strings.Replace(hpaYAML, "namespace: app", "namespace: other", 1))
 	d := change(t, deployYAML)
-	d.Live = liveDeployment(t, 7, hpaOwnsReplicas)
+	d.Live = liveDeployment(t, 7, tetherOwnsReplicas)
 	adjustForAutoscalers([]*Change{d}, []*Change{d, other})
 	if got, _, _ := unstructured.NestedInt64(d.Desired.Object, "spec", "replicas"); got != 2 {
 		t.Errorf("an autoscaler in another namespace changed replicas to %d", got)

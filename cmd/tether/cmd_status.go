@@ -23,7 +23,8 @@ func (a *app) statusCommand() *cobra.Command {
 		Short: "Show the state of every sync the agent runs",
 		Long: `Ask a running agent (its /status endpoint) for the state of every sync: the
 revision fetched and applied, the last attempt and its outcome, the failing
-phase and error, and each object that is not Healthy.
+phase and error, each object that is not Healthy, whether its live state
+comes from watches or from polling (and why), and its open drift.
 
 Exits 1 when any sync is failing or Degraded, 2 when the agent cannot be
 asked, so scripts can use it.`,
@@ -84,7 +85,7 @@ func printStatus(w io.Writer, st *agent.Status, now time.Time) {
 		fmt.Fprintf(w, "newest configuration REJECTED (the previous one runs): %s\n", st.ConfigError)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SYNC\tAPPLIED\tCOMMIT\tHEALTH\tLAST ATTEMPT\tOUTCOME\tMESSAGE")
+	fmt.Fprintln(tw, "SYNC\tAPPLIED\tCOMMIT\tHEALTH\tLIVE\tLAST ATTEMPT\tOUTCOME\tMESSAGE")
 	for _, s := range st.Syncs {
 		applied, commit := "-", "-"
 		if s.Applied != nil {
@@ -111,9 +112,14 @@ func printStatus(w io.Writer, st *agent.Status, now time.Time) {
 		if health == "" {
 			health = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, applied, commit, health, last, outcome, msg)
+		liveState := "-"
+		if s.Live != nil {
+			liveState = s.Live.Source
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, applied, commit, health, liveState, last, outcome, msg)
 	}
 	tw.Flush()
+	printPolling(w, st)
 	printDrift(w, st, now)
 	if st.Images != nil {
 		fmt.Fprintln(w) // cmd_images.go
@@ -141,6 +147,22 @@ func printDrift(w io.Writer, st *agent.Status, now time.Time) {
 				fmt.Fprintf(w, "  %s\n", f)
 			}
 		}
+	}
+}
+
+// printPolling says, for every sync whose live state comes from polling,
+// why: the request the API server refuses, or what the watches wait for.
+func printPolling(w io.Writer, st *agent.Status) {
+	for _, s := range st.Syncs {
+		l := s.Live
+		if l == nil || l.Source != agent.LivePolling {
+			continue
+		}
+		why := firstLine(l.Reason)
+		if r := l.Refused; r != nil {
+			why = fmt.Sprintf("the API server refuses to %s %s: %s", r.Verb, r.Resource, firstLine(r.Error))
+		}
+		fmt.Fprintf(w, "\nsync %s polls for its live state (a LIST per resource and namespace each interval): %s\n", s.Name, why)
 	}
 }
 

@@ -177,6 +177,11 @@ func whyDrift(ctx context.Context, w io.Writer, server string, ref string) {
 			for _, f := range d.Fields {
 				fmt.Fprintf(w, "                 %s\n", f)
 			}
+			if d.CorrectionError != "" {
+				fmt.Fprintf(w, "                 correction: %s\n", firstLine(d.CorrectionError))
+			} else if d.Corrected != nil {
+				fmt.Fprintf(w, "                 put back at %s\n", d.Corrected.UTC().Format(time.RFC3339))
+			}
 		}
 	}
 	if !found {
