@@ -35,6 +35,9 @@ const (
 	reasonImageHeld          = "ImageHeld"
 	reasonImageRolledOut     = "ImageRolledOut"
 	reasonImageRolloutFailed = "ImageRolloutFailed"
+	// reasonImageRolledBack: a round wrote back the last good tag after
+	// the tag tether wrote failed its rollout.
+	reasonImageRolledBack = "ImageRolledBack"
 	// reasonImageRolloutUnknown: the gate could not read the workload.
 	reasonImageRolloutUnknown = "ImageRolloutUnknown"
 )
@@ -495,9 +498,9 @@ func (ia *imageAutomation) round(ctx context.Context, u *updater) error {
 		return ia.scanner.Digest(ctx, p.Image, cfg.Registry(config.RegistryHost(p.Image)).Registry, tag, func() { ia.a.metrics.ImageRegistryRequest(policy) })
 	}
 	var final *images.Records
-	round, err := u.wb.Run(ctx, func(sites []images.Site) *images.Plan {
+	round, err := u.wb.Run(ctx, func(sites []images.Site, base images.Base) *images.Plan {
 		final = cloneRecords(rec)
-		return images.Decide(sites, policies, best, final, digest, time.Now())
+		return images.Decide(sites, base, policies, best, final, digest, time.Now())
 	})
 	if err != nil {
 		return ia.roundFailed(s, started, round, err)
@@ -548,14 +551,23 @@ func (ia *imageAutomation) round(ctx context.Context, u *updater) error {
 		if pp.Released {
 			log.Info("a newer tag lifted the hold", "policy", name, "tag", pp.Target)
 		}
+		if pp.Rollback != "" && round.Commit != "" {
+			log.Warn("rolled back: the tag tether wrote failed its rollout", "policy", name, "failed", pp.Rollback, "tag", pp.Target, "commit", round.Commit)
+			ia.a.event(s, eventWarning, reasonImageRolledBack, "policy %s: %s failed its rollout; pushed %s to %s going back to %s",
+				name, pp.Rollback, shortCommit(round.Commit), round.Branch, pp.Target)
+		}
 		pr := saved.Policy(name)
-		ia.a.metrics.ImageState(s.Name, name, pr.Hold != nil, len(pr.Failed))
+		ia.a.metrics.ImageState(s.Name, name, pr.Hold != nil, len(pr.Failed), pr.LastFailure())
 	}
 	problems := append(round.Problems, plan.Problems...)
 	for _, p := range problems {
 		log.Warn("image marker problem", "problem", p.String())
 	}
-	status := &ImageWriteBackStatus{At: started, Branch: round.Branch, Base: round.Base, Commit: round.Commit, Changes: plan.Changes, Tries: round.Tries}
+	status := &ImageWriteBackStatus{At: started, Branch: round.Branch, Base: round.Base, Commit: round.Commit, Changes: plan.Changes, Tries: round.Tries,
+		Start: string(round.Start), BranchNote: round.Note}
+	if round.Note != "" {
+		log.Warn("image updates keep building on the push branch", "branch", round.Branch, "reason", round.Note)
+	}
 	for _, p := range problems {
 		status.Problems = append(status.Problems, p.String())
 	}
@@ -583,6 +595,7 @@ func (ia *imageAutomation) roundFailed(s config.Sync, started time.Time, round *
 	status := &ImageWriteBackStatus{At: started, Error: err.Error(), Refused: errors.Is(err, source.ErrPushRefused)}
 	if round != nil {
 		status.Branch, status.Base, status.Commit, status.Tries = round.Branch, round.Base, round.Commit, round.Tries
+		status.Start, status.BranchNote = string(round.Start), round.Note
 		for _, p := range round.Problems {
 			status.Problems = append(status.Problems, p.String())
 		}
@@ -697,6 +710,11 @@ func (ia *imageAutomation) resume(ctx context.Context, cfg *config.Config) {
 		ia.state(sync).records = rec
 		ia.mu.Unlock()
 		for policy, pr := range rec.Policies {
+			// The state gauges are back before any round: the alert on
+			// failed rollouts reads the newest failure's time.
+			if _, ok := cfg.ImagePolicy(policy); ok {
+				ia.a.metrics.ImageState(sync, policy, pr.Hold != nil, len(pr.Failed), pr.LastFailure())
+			}
 			for _, r := range pr.Rollouts {
 				if r.Outcome == images.RolloutProgressing {
 					ia.follow(ctx, s, policy, r)
@@ -743,13 +761,23 @@ func (ia *imageAutomation) follow(ctx context.Context, s config.Sync, policy str
 			outcome, msg = images.RolloutSuperseded, "a newer apply changed the image before this rollout completed"
 		}
 		r.Outcome, r.Message, r.Finished = outcome, msg, time.Now()
+		ia.mu.Lock()
+		var pol *images.Policy // orders the failures to forget; nil when no longer configured
+		if ia.cfg != nil {
+			for _, p := range ia.cfg.ImagePolicies {
+				if p.Policy.Name == policy {
+					pol = p.Policy
+				}
+			}
+		}
+		ia.mu.Unlock()
 		store := images.NewStore(ia.a.clients.Typed.CoreV1(), ia.a.invNamespace)
 		saved, err := store.Update(ctx, s.Name, func(rec *images.Records) error {
 			pr := rec.Policy(policy)
 			pr.Record(r)
 			switch outcome {
 			case images.RolloutFailed:
-				pr.Fail(images.Failure{Tag: r.Tag, Workload: r.Workload, Reason: msg, At: r.Finished})
+				pr.Fail(images.Failure{Tag: r.Tag, Workload: r.Workload, From: r.From, Reason: msg, At: r.Finished}, pol)
 			case images.RolloutSucceeded:
 				pr.LastGood = r.Tag
 			}
@@ -760,17 +788,26 @@ func (ia *imageAutomation) follow(ctx context.Context, s config.Sync, policy str
 			return
 		}
 		pr := saved.Policy(policy)
-		ia.a.metrics.ImageState(s.Name, policy, pr.Hold != nil, len(pr.Failed))
+		ia.a.metrics.ImageState(s.Name, policy, pr.Hold != nil, len(pr.Failed), pr.LastFailure())
 		switch outcome {
 		case images.RolloutSuperseded:
+			ia.a.metrics.ImageRollout(s.Name, policy, metrics.OutcomeSuperseded)
 			ia.log.Info("image rollout superseded", "sync", s.Name, "workload", r.Workload, "image", r.Image, "reason", msg)
 		case images.RolloutUnknown:
+			ia.a.metrics.ImageRollout(s.Name, policy, metrics.OutcomeUnknown)
 			ia.log.Warn("image rollout not observed; the tag stays eligible", "sync", s.Name, "workload", r.Workload, "tag", r.Tag, "reason", msg)
 			ia.a.event(s, eventWarning, reasonImageRolloutUnknown, "the rollout of %s in %s (policy %s) was not observed: %s; the tag is not remembered as failed", r.Image, r.Workload, policy, msg)
 		case images.RolloutFailed:
 			ia.a.metrics.ImageRollout(s.Name, policy, metrics.OutcomeFailed)
 			ia.log.Error("image rollout failed; the tag will not be proposed again", "sync", s.Name, "workload", r.Workload, "tag", r.Tag, "reason", msg)
 			ia.a.event(s, eventWarning, reasonImageRolloutFailed, "%s failed to roll out %s (policy %s): %s; the tag will not be proposed again", r.Workload, r.Image, policy, msg)
+			// A round now: when the tag was tether's own, it goes back
+			// to the last good tag.
+			ia.mu.Lock()
+			if u := ia.updaters[s.Name]; u != nil {
+				poke(u.trigger)
+			}
+			ia.mu.Unlock()
 		default:
 			ia.a.metrics.ImageRollout(s.Name, policy, metrics.OutcomeSucceeded)
 			ia.log.Info("image rolled out", "sync", s.Name, "workload", r.Workload, "image", r.Image)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tether-gitops/tether/config"
 	"github.com/tether-gitops/tether/images"
+	"github.com/tether-gitops/tether/live"
 )
 
 // ImagesStatus is the image automation part of /status.
@@ -48,11 +49,19 @@ type ImagePolicySyncStatus struct {
 	// InGit is the newest tag the sync's marked values hold (newest
 	// write-back round).
 	InGit string `json:"inGit,omitempty"`
-	// Running is the tag applied to the sync's workloads (their tags,
-	// sorted and comma-separated, when they differ).
+	// Running is the tag the sync's workloads run, read from the live
+	// workloads (their tags, sorted and comma-separated, when they
+	// differ).
 	Running string `json:"running,omitempty"`
+	// RunningApplied is set when some of those tags are what tether
+	// applied, because the live workload could not be read (its watch not
+	// listed yet, or refused).
+	RunningApplied bool `json:"runningApplied,omitempty"`
 	// Target is the tag the newest round moved (or would move) to.
 	Target string `json:"target,omitempty"`
+	// RollingBack is the tag tether wrote whose rollout failed, when the
+	// newest round goes back from it to Target.
+	RollingBack string `json:"rollingBack,omitempty"`
 	// LastWritten is tether's newest commit for the policy.
 	LastWritten *images.Written `json:"lastWritten,omitempty"`
 	// LastGood is the newest tag whose rollout completed.
@@ -82,6 +91,13 @@ type ImageWriteBackStatus struct {
 	Changes []images.Change `json:"changes,omitempty"`
 	// Tries counts fetch-and-push attempts (more than one after a race).
 	Tries int `json:"tries,omitempty"`
+	// Start is how a round on a separate push branch built its commit:
+	// create, stack, forward (the branch was merged: from the sync's
+	// branch again) or merge (a merge of both tips).
+	Start string `json:"start,omitempty"`
+	// BranchNote says why a round kept building on a push branch the
+	// sync's branch moved away from (someone else's commits there).
+	BranchNote string `json:"branchNote,omitempty"`
 	// Error is why the round failed; Refused says the server refused the
 	// push (protected branch, permissions).
 	Error   string `json:"error,omitempty"`
@@ -163,15 +179,35 @@ func (ia *imageAutomation) policySyncStatus(p config.ImagePolicy, s config.Sync)
 	used := false
 	if pp := st.plans[p.Policy.Name]; pp != nil {
 		used = true
-		out.InGit, out.Target, out.Pinned, out.Reason = pp.InGit, pp.Target, pp.Pinned, pp.Reason
+		out.InGit, out.Target, out.Pinned, out.Reason, out.RollingBack = pp.InGit, pp.Target, pp.Pinned, pp.Reason, pp.Rollback
 		out.Hold = pp.Held
 	}
 	if st.records != nil {
 		var running []string
-		for _, imgs := range st.records.Workloads {
-			for _, image := range imgs {
-				if name, tag := images.SplitImage(image); name == p.Policy.Image && tag != "" {
-					used, running = true, append(running, tag)
+		for ref, imgs := range st.records.Workloads {
+			var live map[string]string // nil: the live workload cannot be read
+			for container, image := range imgs {
+				name, tag := images.SplitImage(image)
+				if name != p.Policy.Image || tag == "" {
+					continue
+				}
+				used = true
+				if live == nil {
+					live = ia.liveImages(s.Name, ref)
+				}
+				if img, ok := live[container]; ok {
+					// The live container's tag (none when it runs
+					// another repository now).
+					if n, t := images.SplitImage(img); n == p.Policy.Image {
+						tag = t
+					} else {
+						tag = ""
+					}
+				} else {
+					out.RunningApplied = true
+				}
+				if tag != "" {
+					running = append(running, tag)
 				}
 			}
 		}
@@ -190,6 +226,29 @@ func (ia *imageAutomation) policySyncStatus(p config.ImagePolicy, s config.Sync)
 		}
 	}
 	return out, used
+}
+
+// liveImages reads a workload's container images from the live-state
+// cache (no request to the API server); nil when the cache cannot answer
+// or the workload is gone.
+func (ia *imageAutomation) liveImages(sync, ref string) map[string]string {
+	if ia.a == nil || ia.a.live == nil {
+		return nil
+	}
+	id, ok := images.ParseWorkload(ref)
+	if !ok {
+		return nil
+	}
+	gvr, _ := images.WorkloadResource(id)
+	obj, ok := ia.a.live.Get(sync, live.Ref{GVR: gvr, Namespace: id.Namespace}, id.Name)
+	if !ok || obj == nil {
+		return nil
+	}
+	imgs, _ := images.WorkloadImages(obj)
+	if imgs == nil {
+		imgs = map[string]string{}
+	}
+	return imgs
 }
 
 // describePolicy is a policy in a few words.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tether-gitops/tether/config"
 	"github.com/tether-gitops/tether/images"
+	"github.com/tether-gitops/tether/live"
 )
 
 // followAgent is a test agent whose dynamic client holds a Deployment
@@ -116,5 +117,62 @@ func TestNotifyMatchesCanonicalRepositories(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("notify(%s, %s) = %v, want %v", tc.host, tc.repo, got, tc.want)
 		}
+	}
+}
+
+// liveWorkload is a live-state cache holding one object, or unable to
+// answer (ok false); only Get is used here.
+type liveWorkload struct {
+	liveState
+	obj *unstructured.Unstructured
+	ok  bool
+}
+
+func (l *liveWorkload) Get(_ string, ref live.Ref, name string) (*unstructured.Unstructured, bool) {
+	if !l.ok || l.obj == nil || ref.GVR.Resource != "deployments" || ref.Namespace != l.obj.GetNamespace() || name != l.obj.GetName() {
+		return nil, l.ok
+	}
+	return l.obj, true
+}
+
+// The running tag is the live workload's when the cache can read it (a
+// person's kubectl set image shows), else what tether applied, said so.
+func TestRunningTagIsLive(t *testing.T) {
+	a, _ := testAgent(t, 0)
+	ia := a.images
+	web := &images.Policy{Name: "web", Image: "reg/web", Kind: images.SemVer, Range: ">=1.0.0"}
+	if err := web.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	pol := config.ImagePolicy{Policy: web, Interval: time.Minute}
+	s := config.Sync{Name: "web"}
+	ia.cfg = &config.Config{ImagePolicies: []config.ImagePolicy{pol}, Syncs: []config.Sync{s}}
+	ia.state("web").records = &images.Records{Workloads: map[string]map[string]string{
+		"Deployment.apps/app/web": {"web": "reg/web:1.0.0", "sidecar": "other/proxy:2"},
+	}}
+	obj := deployment(1)
+	if err := unstructured.SetNestedSlice(obj.Object, []any{
+		map[string]any{"name": "web", "image": "reg/web:1.1.0"},
+		map[string]any{"name": "sidecar", "image": "other/proxy:3"},
+	}, "spec", "template", "spec", "containers"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		live    *liveWorkload
+		running string
+		applied bool
+	}{
+		{"read from the cache", &liveWorkload{obj: obj, ok: true}, "1.1.0", false},
+		{"the cache cannot answer", &liveWorkload{}, "1.0.0", true},
+		{"the workload is gone", &liveWorkload{ok: true}, "1.0.0", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a.live = tc.live
+			got, ok := ia.policySyncStatus(pol, s)
+			if !ok || got.Running != tc.running || got.RunningApplied != tc.applied {
+				t.Errorf("status %+v (used %v), want running %q applied %v", got, ok, tc.running, tc.applied)
+			}
+		})
 	}
 }

@@ -258,7 +258,7 @@ const (
 	// round failed (push refused, unreachable remote, bad markers).
 	MetricImageWriteBackFailing = "tether_image_writeback_failing"
 	// MetricImageRollouts counts gated rollouts per sync, policy and
-	// outcome (succeeded, failed).
+	// outcome (succeeded, failed, unknown, superseded).
 	MetricImageRollouts = "tether_image_rollouts_total"
 	// MetricImageHeld is 1 while a policy is held for a sync (a manual
 	// rollback, until a newer tag or `tether images release`).
@@ -266,4 +266,10 @@ const (
 	// MetricImageFailedTags is the number of tags remembered as failed per
 	// sync and policy (never proposed again).
 	MetricImageFailedTags = "tether_image_failed_tags"
+	// MetricImageLastFailedRollout is the time of the newest failed
+	// rollout per sync and policy (Unix seconds), restored from the image
+	// records when an agent starts leading: the alert on failed rollouts
+	// reads it, because a counter born at 1 on the first failure shows no
+	// increase.
+	MetricImageLastFailedRollout = "tether_image_last_failed_rollout_timestamp_seconds"
 )

@@ -22,6 +22,9 @@ type Change struct {
 	// digests).
 	OldTag string `json:"oldTag,omitempty"`
 	NewTag string `json:"newTag,omitempty"`
+	// RolledBack is set when the change goes back to the policy's last
+	// good tag: the tag (tether's own commit) whose rollout failed.
+	RolledBack string `json:"rolledBack,omitempty"`
 }
 
 // PolicyPlan is what a round decided for one policy of one sync.
@@ -39,6 +42,10 @@ type PolicyPlan struct {
 	NewHold bool
 	// Released is set when a newer tag lifted a hold this round.
 	Released bool
+	// Rollback is the tag tether wrote whose rollout failed, when Target
+	// goes back from it (to the last good tag, or a tag between the two
+	// that has not failed).
+	Rollback string
 	// Reason says why there is no target.
 	Reason string
 }
@@ -66,11 +73,16 @@ type DigestFunc func(policy, tag string) (string, error)
 // records. It moves values forward only: a value is changed when the
 // target is newer than the tag it holds under the policy (or the tag is
 // not the policy's kind at all). Tags that failed a rollout are never
-// targets. A value set back to an older tag than tether last wrote is a
-// manual rollback: the policy is held until a tag newer than the one
-// rolled back from appears. Decide changes rec (holds) but writes
-// nothing.
-func Decide(sites []Site, policies map[string]*Policy, best map[string][]string, rec *Records, digest DigestFunc, now time.Time) *Plan {
+// targets (nor tags at or below the watermark of forgotten failures). A
+// value set back to an older tag than tether last wrote is a manual
+// rollback: the policy is held until a tag newer than the one rolled back
+// from appears. The one way back: a value holding the tag tether last
+// wrote, whose rollout failed, goes back to the last good tag (or a
+// newer one that has not failed); a failing tag a person wrote is
+// reported, never reverted. base says what the sites were read from (on
+// a base.Unmerged sync branch neither of the two checks against the tag
+// tether wrote applies). Decide changes rec (holds) but writes nothing.
+func Decide(sites []Site, base Base, policies map[string]*Policy, best map[string][]string, rec *Records, digest DigestFunc, now time.Time) *Plan {
 	plan := &Plan{Edits: map[string][]Edit{}, Policies: map[string]*PolicyPlan{}}
 	byPolicy := map[string][]Site{}
 	for _, s := range sites {
@@ -89,7 +101,7 @@ func Decide(sites []Site, policies map[string]*Policy, best map[string][]string,
 	for _, name := range names {
 		p, ps := policies[name], byPolicy[name]
 		b, scanned := best[name]
-		pp := decidePolicy(p, ps, b, scanned, rec.Policy(name), now)
+		pp := decidePolicy(p, ps, b, scanned, rec.Policy(name), base, now)
 		plan.Policies[name] = pp
 		if pp.Target == "" {
 			continue
@@ -110,7 +122,7 @@ func Decide(sites []Site, policies map[string]*Policy, best map[string][]string,
 
 // decidePolicy chooses the target tag of one policy and keeps the hold;
 // scanned is false while no scan of the policy's repository succeeded.
-func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *PolicyRecord, now time.Time) *PolicyPlan {
+func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *PolicyRecord, base Base, now time.Time) *PolicyPlan {
 	pp := &PolicyPlan{}
 	var rollback *Site
 	for i, s := range sites {
@@ -126,7 +138,7 @@ func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *Poli
 		} else if newer, ok := p.Newer(tag, pp.InGit); ok && newer {
 			pp.InGit = tag
 		}
-		if s.Marker.Pin || pr.LastWritten == nil || tag == pr.LastWritten.Tag {
+		if s.Marker.Pin || pr.LastWritten == nil || tag == pr.LastWritten.Tag || base.Unmerged {
 			continue
 		}
 		if older, ok := p.Newer(pr.LastWritten.Tag, tag); ok && older && rollback == nil {
@@ -135,7 +147,7 @@ func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *Poli
 	}
 	target := ""
 	for _, t := range best {
-		if !pr.HasFailed(t) {
+		if !pr.Excluded(t, p) {
 			target = t
 			break
 		}
@@ -156,6 +168,24 @@ func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *Poli
 			return pp
 		}
 	}
+	if failed := ownFailedTag(sites, pr); failed != "" && !base.Unmerged {
+		// tether's own tag failed its rollout: back to the last good tag,
+		// unless a newer tag that has not failed is there.
+		if newer, ok := p.Newer(target, failed); target != "" && ok && newer {
+			pp.Target = target
+			return pp
+		}
+		back := rollbackBase(pr, failed)
+		if newer, ok := p.Newer(target, back); target != "" && (back == "" || ok && newer) {
+			back = target
+		}
+		if back == "" {
+			pp.Reason = fmt.Sprintf("%s failed its rollout and no earlier tag is known to be good to go back to", failed)
+			return pp
+		}
+		pp.Target, pp.Rollback = back, failed
+		return pp
+	}
 	switch {
 	case target == "" && !scanned:
 		pp.Reason = "no successful scan of " + p.Image + " yet"
@@ -168,12 +198,39 @@ func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *Poli
 	return pp
 }
 
+// ownFailedTag is the tag tether last wrote for the policy when a value
+// (not pinned) still holds it and its rollout failed; "" otherwise.
+func ownFailedTag(sites []Site, pr *PolicyRecord) string {
+	if pr.LastWritten == nil || !pr.HasFailed(pr.LastWritten.Tag) {
+		return ""
+	}
+	for _, s := range sites {
+		if !s.Marker.Pin && s.Marker.CurrentTag(s.Value) == pr.LastWritten.Tag {
+			return pr.LastWritten.Tag
+		}
+	}
+	return ""
+}
+
+// rollbackBase is where a failed tag of tether's goes back to: the last
+// tag whose rollout succeeded, else the tag the workload ran before the
+// failed rollout; never a tag that failed itself.
+func rollbackBase(pr *PolicyRecord, failed string) string {
+	if pr.LastGood != "" && pr.LastGood != failed && !pr.HasFailed(pr.LastGood) {
+		return pr.LastGood
+	}
+	if f, ok := pr.failure(failed); ok && f.From != "" && f.From != failed && !pr.HasFailed(f.From) {
+		return f.From
+	}
+	return ""
+}
+
 // edits plans the changes of one policy's values towards pp.Target.
 func (plan *Plan) edits(p *Policy, sites []Site, pp *PolicyPlan, digest DigestFunc) {
 	// The tag the values will hold: the target, unless git already holds
 	// a newer one (forward only), which a digest must then match.
 	effective := pp.Target
-	if newer, ok := p.Newer(pp.InGit, pp.Target); ok && newer {
+	if newer, ok := p.Newer(pp.InGit, pp.Target); ok && newer && pp.Rollback == "" {
 		effective = pp.InGit
 	}
 	digestOf := ""
@@ -182,10 +239,11 @@ func (plan *Plan) edits(p *Policy, sites []Site, pp *PolicyPlan, digest DigestFu
 			continue
 		}
 		cur := s.Marker.CurrentTag(s.Value)
+		rollback := pp.Rollback != "" && cur == pp.Rollback
 		var next string
 		switch s.Marker.Field {
 		case FieldImage, FieldTag:
-			if cur != "" && cur != pp.Target {
+			if cur != "" && cur != pp.Target && !rollback {
 				if newer, ok := p.Newer(pp.Target, cur); ok && !newer {
 					continue // git holds a newer tag: forward only
 				}
@@ -211,6 +269,9 @@ func (plan *Plan) edits(p *Policy, sites []Site, pp *PolicyPlan, digest DigestFu
 		c := Change{File: s.File, Line: s.Line, Policy: p.Name, Field: s.Marker.Field, Image: p.Image, Old: s.Value, New: next, OldTag: cur}
 		if s.Marker.Field == FieldImage || s.Marker.Field == FieldTag {
 			c.NewTag = pp.Target
+			if rollback {
+				c.RolledBack = pp.Rollback
+			}
 		}
 		plan.Changes = append(plan.Changes, c)
 	}

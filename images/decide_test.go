@@ -2,6 +2,7 @@ package images
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,12 @@ func TestDecide(t *testing.T) {
 		problems []string
 		// unscanned leaves the policy out of the scans' results.
 		unscanned bool
+		// rollback is the failed tag a rollback goes back from.
+		rollback string
+		// rolledBack are the changes marked as a rollback ("line").
+		rolledBack []int
+		// base is what the values were read from.
+		base Base
 	}{
 		{name: "moves forward", yaml: file("image: reg/web:1.0.0 # tether:image web"), best: []string{"1.1.0", "1.0.0"},
 			changes: []string{"1: reg/web:1.0.0 → reg/web:1.1.0"}, target: "1.1.0"},
@@ -57,6 +64,56 @@ func TestDecide(t *testing.T) {
 		{name: "name and digest", yaml: file("newName: old/web # tether:image web:name", "newTag: 1.0.0 # tether:image web:tag", "digest: sha256:00 # tether:image web:digest"),
 			best:    []string{"1.1.0"},
 			changes: []string{"1: old/web → reg/web", "2: 1.0.0 → 1.1.0", "3: sha256:00 → sha256:1.1.0"}, target: "1.1.0"},
+		// The policy stays on the last good tag: tether's own tag that
+		// failed goes back, never a person's.
+		{name: "tether's failed tag goes back to the last good tag", yaml: file("tag: 1.2.0 # tether:image web:tag"), best: []string{"1.2.0"},
+			rec:     &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, LastGood: "1.0.0", Failed: []Failure{{Tag: "1.2.0", From: "1.1.0"}}}}},
+			changes: []string{"1: 1.2.0 → 1.0.0"}, target: "1.0.0", rollback: "1.2.0", rolledBack: []int{1}},
+		{name: "a tag between the last good and the failed one that has not failed is preferred", yaml: file("image: reg/web:1.2.0 # tether:image web"),
+			best:    []string{"1.2.0", "1.1.0", "1.0.0"},
+			rec:     &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, LastGood: "1.0.0", Failed: []Failure{{Tag: "1.2.0"}}}}},
+			changes: []string{"1: reg/web:1.2.0 → reg/web:1.1.0"}, target: "1.1.0", rollback: "1.2.0", rolledBack: []int{1}},
+		{name: "a tag newer than the failed one is a move forward, not a rollback", yaml: file("tag: 1.2.0 # tether:image web:tag"), best: []string{"1.3.0", "1.2.0"},
+			rec:     &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, LastGood: "1.0.0", Failed: []Failure{{Tag: "1.2.0"}}}}},
+			changes: []string{"1: 1.2.0 → 1.3.0"}, target: "1.3.0"},
+		{name: "no rollout succeeded yet: back to the tag the workload ran before", yaml: file("tag: 1.2.0 # tether:image web:tag"), best: []string{"1.2.0"},
+			rec:     &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, Failed: []Failure{{Tag: "1.2.0", From: "1.0.0"}}}}},
+			changes: []string{"1: 1.2.0 → 1.0.0"}, target: "1.0.0", rollback: "1.2.0", rolledBack: []int{1}},
+		{name: "a last good tag that failed since is no rollback target", yaml: file("tag: 1.2.0 # tether:image web:tag"), best: []string{"1.2.0"},
+			rec: &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, LastGood: "1.0.0",
+				Failed: []Failure{{Tag: "1.0.0"}, {Tag: "1.2.0", From: "0.9.0"}}}}},
+			changes: []string{"1: 1.2.0 → 0.9.0"}, target: "0.9.0", rollback: "1.2.0", rolledBack: []int{1}},
+		{name: "nothing known to be good: reported, not changed", yaml: file("tag: 1.2.0 # tether:image web:tag"), best: []string{"1.2.0"},
+			rec:    &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, Failed: []Failure{{Tag: "1.2.0"}}}}},
+			reason: "1.2.0 failed its rollout and no earlier tag is known to be good"},
+		{name: "a failing tag a person wrote is never reverted", yaml: file("tag: 1.2.0 # tether:image web:tag"), best: []string{"1.2.0", "1.1.0"},
+			rec:    &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.1.0"}, LastGood: "1.1.0", Failed: []Failure{{Tag: "1.2.0", From: "1.1.0"}}}}},
+			target: "1.1.0"},
+		{name: "a pinned value holding tether's failed tag stays", yaml: file("tag: 1.2.0 # tether:image web:tag pin"), best: []string{"1.2.0"},
+			rec:    &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, LastGood: "1.0.0", Failed: []Failure{{Tag: "1.2.0"}}}}},
+			reason: "every matching tag failed"},
+		{name: "tether's rollback is not taken for a manual one", yaml: file("tag: 1.0.0 # tether:image web:tag"), best: []string{"1.2.0"},
+			rec:    &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.0.0"}, LastGood: "1.0.0", Failed: []Failure{{Tag: "1.2.0"}}}}},
+			reason: "every matching tag failed its rollout before"},
+		{name: "a rollback sets the digest of the tag it goes back to", yaml: file("newTag: 1.2.0 # tether:image web:tag", "digest: sha256:1.2.0 # tether:image web:digest"),
+			best:    []string{"1.2.0"},
+			rec:     &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, LastGood: "1.0.0", Failed: []Failure{{Tag: "1.2.0"}}}}},
+			changes: []string{"1: 1.2.0 → 1.0.0", "2: sha256:1.2.0 → sha256:1.0.0"}, target: "1.0.0", rollback: "1.2.0", rolledBack: []int{1}},
+		// Failures forgotten past MaxFailedTags leave a watermark.
+		{name: "tags at or below the watermark of forgotten failures are never targets", yaml: file("tag: 1.0.0 # tether:image web:tag"), best: []string{"1.1.0", "1.0.5"},
+			rec:    &Records{Policies: map[string]*PolicyRecord{"web": {FailedWatermark: "1.1.0"}}},
+			reason: "every matching tag failed its rollout before"},
+		{name: "a tag above the watermark moves", yaml: file("tag: 1.0.0 # tether:image web:tag"), best: []string{"1.1.1", "1.1.0"},
+			rec:     &Records{Policies: map[string]*PolicyRecord{"web": {FailedWatermark: "1.1.0"}}},
+			changes: []string{"1: 1.0.0 → 1.1.1"}, target: "1.1.1"},
+		{name: "the last good tag below the watermark is still a rollback target", yaml: file("tag: 1.2.0 # tether:image web:tag"), best: []string{"1.2.0", "1.0.5"},
+			rec: &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, LastGood: "1.0.0", FailedWatermark: "1.1.0",
+				Failed: []Failure{{Tag: "1.2.0"}}}}},
+			changes: []string{"1: 1.2.0 → 1.0.0"}, target: "1.0.0", rollback: "1.2.0", rolledBack: []int{1}},
+		// A pull request not merged yet: the sync's branch holds the old tag.
+		{name: "an unmerged pull request is no manual rollback", yaml: file("tag: 1.0.0 # tether:image web:tag"), best: []string{"1.1.0"},
+			rec: &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.1.0", Branch: "image-updates"}}}}, base: Base{Unmerged: true},
+			changes: []string{"1: 1.0.0 → 1.1.0"}, target: "1.1.0"},
 		{name: "unknown policy", yaml: file("tag: 1.0.0 # tether:image nope:tag", "image: reg/web:1.0.0 # tether:image web"), best: []string{"1.1.0"},
 			changes: []string{"2: reg/web:1.0.0 → reg/web:1.1.0"}, target: "1.1.0",
 			problems: []string{`f.yaml:1: the marker names policy "nope", which is not in imagePolicies`}},
@@ -81,7 +138,7 @@ func TestDecide(t *testing.T) {
 			if tt.unscanned {
 				best = map[string][]string{}
 			}
-			plan := Decide(sites, policies, best, rec, digest, now)
+			plan := Decide(sites, tt.base, policies, best, rec, digest, now)
 			var got []string
 			for _, c := range plan.Changes {
 				got = append(got, strings.Join([]string{itoa(c.Line) + ":", c.Old, "→", c.New}, " "))
@@ -100,8 +157,23 @@ func TestDecide(t *testing.T) {
 			if pp == nil {
 				t.Fatal("no plan for web")
 			}
-			if pp.Target != tt.target || (pp.Held != nil) != tt.held || pp.Released != tt.released || !strings.HasPrefix(pp.Reason, tt.reason) {
-				t.Errorf("plan = %+v, want target %q held %v released %v reason %q", pp, tt.target, tt.held, tt.released, tt.reason)
+			if pp.Target != tt.target || (pp.Held != nil) != tt.held || pp.Released != tt.released || !strings.HasPrefix(pp.Reason, tt.reason) || pp.Rollback != tt.rollback {
+				t.Errorf("plan = %+v, want target %q held %v released %v reason %q rollback %q", pp, tt.target, tt.held, tt.released, tt.reason, tt.rollback)
+			}
+			var rolledBack []int
+			for _, c := range plan.Changes {
+				if c.RolledBack != "" {
+					if c.RolledBack != tt.rollback {
+						t.Errorf("change %+v rolls back from %q, want %q", c, c.RolledBack, tt.rollback)
+					}
+					rolledBack = append(rolledBack, c.Line)
+				}
+			}
+			if !slices.Equal(rolledBack, tt.rolledBack) {
+				t.Errorf("rollback changes on lines %v, want %v", rolledBack, tt.rolledBack)
+			}
+			if !tt.held && rec.Policy("web").Hold != nil && (tt.rec == nil || tt.rec.Policies["web"].Hold == nil) {
+				t.Errorf("a hold was set: %+v", rec.Policy("web").Hold)
 			}
 			if tt.held && rec.Policy("web").Hold == nil {
 				t.Error("the hold is not in the records")
@@ -141,6 +213,23 @@ func TestMessageTemplate(t *testing.T) {
 	if msg != want {
 		t.Errorf("message:\n%q\nwant:\n%q", msg, want)
 	}
+	// A round that only goes back from a failed tag says so, in the
+	// subject and on the line; one that also moves forward is an update.
+	back := Change{File: "base/deployment.yaml", Line: 17, Policy: "web", Image: "reg/web", Old: "reg/web:1.2.0", New: "reg/web:1.1.0",
+		OldTag: "1.2.0", NewTag: "1.1.0", RolledBack: "1.2.0"}
+	msg, err = RenderMessage(tmpl, NewMessageData("web-dev", []Change{back}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = "Roll back images of web-dev\n\n" +
+		"- reg/web: reg/web:1.2.0 → reg/web:1.1.0 (policy web, base/deployment.yaml:17): rollback, 1.2.0 failed its rollout\n"
+	if msg != want {
+		t.Errorf("rollback message:\n%q\nwant:\n%q", msg, want)
+	}
+	forward := Change{File: "dev/kustomization.yaml", Line: 9, Policy: "api", Image: "reg/api", Old: "2.0.0", New: "2.1.0", OldTag: "2.0.0", NewTag: "2.1.0"}
+	if d := NewMessageData("web-dev", []Change{back, forward}); d.Rollback {
+		t.Error("a round that also moves a tag forward is called a rollback")
+	}
 	for _, bad := range []struct{ tmpl, want string }{
 		{"{{.Nope}}", "can't evaluate field Nope"},
 		{"{{range .Changes}}", "unexpected EOF"},
@@ -156,9 +245,9 @@ func TestMessageTemplate(t *testing.T) {
 func TestRecordsBounds(t *testing.T) {
 	pr := &PolicyRecord{}
 	for i := range MaxFailedTags + 5 {
-		pr.Fail(Failure{Tag: "1.0." + itoa(i)})
+		pr.Fail(Failure{Tag: "1.0." + itoa(i)}, nil)
 	}
-	pr.Fail(Failure{Tag: "1.0.54"}) // again: once
+	pr.Fail(Failure{Tag: "1.0.54"}, nil) // again: once
 	if len(pr.Failed) != MaxFailedTags || pr.HasFailed("1.0.0") || !pr.HasFailed("1.0.54") {
 		t.Errorf("failed: %d, oldest kept %s", len(pr.Failed), pr.Failed[0].Tag)
 	}
@@ -172,5 +261,60 @@ func TestRecordsBounds(t *testing.T) {
 	pr.Record(Rollout{Workload: "w", Tag: "0", Outcome: RolloutFailed})
 	if len(pr.Rollouts) != MaxRollouts || pr.Rollouts[len(pr.Rollouts)-1].Outcome != RolloutFailed {
 		t.Errorf("replacing a pending rollout: %+v", pr.Rollouts)
+	}
+}
+
+// Failures forgotten past MaxFailedTags are still never proposed: the
+// lowest failed tags are forgotten first and leave a watermark that
+// excludes every tag at or below it, whatever order the failures came in.
+func TestForgottenFailuresStayExcluded(t *testing.T) {
+	web := &Policy{Name: "web", Image: "reg/web", Kind: SemVer, Range: ">=0.1.0"}
+	if err := web.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	pr := &PolicyRecord{LastGood: "1.0.1"}
+	// 1.0.60 down to 1.0.0 fail, newest tags first, then a tag of
+	// another scheme (the newest failure, kept).
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 60; i >= 0; i-- {
+		pr.Fail(Failure{Tag: "1.0." + itoa(i), At: start.Add(time.Duration(60-i) * time.Minute)}, web)
+	}
+	pr.Fail(Failure{Tag: "latest", At: start.Add(2 * time.Hour)}, web)
+	if len(pr.Failed) != MaxFailedTags {
+		t.Fatalf("%d failures kept, want %d", len(pr.Failed), MaxFailedTags)
+	}
+	if pr.FailedWatermark != "1.0.11" {
+		t.Errorf("watermark %q, want 1.0.11 (the highest of the 12 lowest tags forgotten)", pr.FailedWatermark)
+	}
+	if !pr.HasFailed("1.0.60") || !pr.HasFailed("1.0.12") || pr.HasFailed("1.0.11") || !pr.HasFailed("latest") {
+		t.Errorf("kept %v", pr.Failed)
+	}
+	for tag, want := range map[string]bool{
+		"1.0.0": true, "1.0.11": true, "1.0.5": true, // forgotten, below the watermark
+		"1.0.12": true, "1.0.60": true, // remembered one by one
+		"0.9.0":  true,                  // never failed, below the watermark
+		"1.0.1":  false,                 // LastGood
+		"1.0.61": false, "1.1.0": false, // newer, never failed
+	} {
+		if got := pr.Excluded(tag, web); got != want {
+			t.Errorf("Excluded(%s) = %v, want %v", tag, got, want)
+		}
+	}
+	if !pr.LastFailure().Equal(start.Add(2 * time.Hour)) {
+		t.Errorf("last failure %v", pr.LastFailure())
+	}
+	// Decide never proposes a forgotten tag, even as the only newer one.
+	sites, _ := FindMarkers("f.yaml", []byte("tag: 0.9.0 # tether:image web:tag\n"))
+	plan := Decide(sites, Base{}, map[string]*Policy{"web": web}, map[string][]string{"web": {"1.0.11", "1.0.3"}}, &Records{Policies: map[string]*PolicyRecord{"web": pr}}, nil, start)
+	if len(plan.Changes) != 0 || plan.Policies["web"].Target != "" {
+		t.Errorf("a forgotten failed tag was proposed: %+v", plan.Policies["web"])
+	}
+	// Without a policy to order them, the oldest failure is forgotten.
+	byTime := &PolicyRecord{}
+	for i := range MaxFailedTags + 1 {
+		byTime.Fail(Failure{Tag: "t" + itoa(i)}, nil)
+	}
+	if byTime.HasFailed("t0") || !byTime.HasFailed("t1") || byTime.FailedWatermark != "" {
+		t.Errorf("without a policy: %+v", byTime)
 	}
 }

@@ -16,11 +16,15 @@
 //     rewrite of the values they mark (kyaml finds the nodes and their
 //     positions; the new scalar is spliced into the original bytes).
 //   - decide.go: which values move to which tag (forward only, never to a
-//     tag whose rollout failed, not while a manual rollback holds the
-//     policy).
+//     tag whose rollout failed or that is at or below the watermark of
+//     forgotten failures, not while a manual rollback holds the policy;
+//     back to the last good tag only from a failed tag tether wrote).
 //   - writeback.go, message.go: one commit per round with every change,
 //     pushed over HTTPS or SSH with the sync's own credentials (package
 //     source); a push that races another commit is redone on the new tip.
+//   - branch.go: where a round on a separate push branch builds (on it,
+//     from the sync's branch again once merged, or a merge of both), never
+//     forcing.
 //   - rollout.go, records.go: the rollout gate (following the workloads
 //     whose image changed until kstatus says Current or Failed) and the
 //     records it keeps in a ConfigMap per sync.

@@ -9,11 +9,12 @@ import (
 )
 
 // DefaultMessageTemplate is the commit message of a write-back: a subject,
-// then one line per changed value.
-const DefaultMessageTemplate = `Update images of {{.Sync}}
+// then one line per changed value, saying which go back because the tag
+// tether wrote failed its rollout.
+const DefaultMessageTemplate = `{{if .Rollback}}Roll back{{else}}Update{{end}} images of {{.Sync}}
 
 {{range .Changes -}}
-- {{.Image}}: {{.Old}} → {{.New}} (policy {{.Policy}}, {{.File}}:{{.Line}})
+- {{.Image}}: {{.Old}} → {{.New}} (policy {{.Policy}}, {{.File}}:{{.Line}}){{if .RolledBack}}: rollback, {{.RolledBack}} failed its rollout{{end}}
 {{end -}}
 `
 
@@ -26,6 +27,25 @@ type MessageData struct {
 	Sync string
 	// Changes are the changed values, in file order.
 	Changes []Change
+	// Rollback is set when every change with a tag goes back from a tag
+	// that failed its rollout (Change.RolledBack).
+	Rollback bool
+}
+
+// NewMessageData is the data of a round's message.
+func NewMessageData(sync string, changes []Change) MessageData {
+	d := MessageData{Sync: sync, Changes: changes}
+	for _, c := range changes {
+		if c.NewTag == "" {
+			continue
+		}
+		if c.RolledBack == "" {
+			d.Rollback = false
+			return d
+		}
+		d.Rollback = true
+	}
+	return d
 }
 
 // ParseMessageTemplate parses a commit message template and tries it on
@@ -37,7 +57,9 @@ func ParseMessageTemplate(text string) (*template.Template, error) {
 		return nil, err
 	}
 	sample := MessageData{Sync: "sample", Changes: []Change{{File: "app/deployment.yaml", Line: 7, Policy: "app", Field: FieldImage,
-		Image: "registry.example.com/app", Old: "registry.example.com/app:1.0.0", New: "registry.example.com/app:1.1.0", OldTag: "1.0.0", NewTag: "1.1.0"}}}
+		Image: "registry.example.com/app", Old: "registry.example.com/app:1.0.0", New: "registry.example.com/app:1.1.0", OldTag: "1.0.0", NewTag: "1.1.0"},
+		{File: "app/deployment.yaml", Line: 9, Policy: "api", Field: FieldTag,
+			Image: "registry.example.com/api", Old: "2.1.0", New: "2.0.0", OldTag: "2.1.0", NewTag: "2.0.0", RolledBack: "2.1.0"}}}
 	if _, err := RenderMessage(t, sample); err != nil {
 		return nil, err
 	}

@@ -18,8 +18,10 @@ import (
 
 // Bounds on what the records keep, so a sync's ConfigMap stays small.
 const (
-	// MaxFailedTags is the number of failed tags remembered per policy
-	// (the oldest are forgotten first).
+	// MaxFailedTags is the number of failed tags remembered one by one per
+	// policy. Past it the lowest (in the policy's order) is forgotten and
+	// raises the policy's FailedWatermark, so a forgotten tag is still
+	// never proposed again.
 	MaxFailedTags = 50
 	// MaxRollouts is the number of finished rollouts kept per policy.
 	MaxRollouts = 10
@@ -42,10 +44,16 @@ type Records struct {
 type PolicyRecord struct {
 	// LastWritten is the tag tether last committed for the policy.
 	LastWritten *Written `json:"lastWritten,omitempty"`
-	// LastGood is the newest tag whose rollout completed.
+	// LastGood is the tag whose rollout completed last: where a failed
+	// rollout of a tag tether wrote is rolled back to.
 	LastGood string `json:"lastGood,omitempty"`
 	// Failed are tags whose rollout failed: never proposed again.
 	Failed []Failure `json:"failed,omitempty"`
+	// FailedWatermark is the highest (in the policy's order) of the failed
+	// tags forgotten past MaxFailedTags: no tag at or below it is proposed,
+	// except LastGood for a rollback. Tags that the policy cannot compare
+	// with it (another tag scheme) are not held back by it.
+	FailedWatermark string `json:"failedWatermark,omitempty"`
 	// Hold is set after a manual rollback.
 	Hold *Hold `json:"hold,omitempty"`
 	// Rollouts are the newest gated rollouts, newest last; those without
@@ -63,10 +71,13 @@ type Written struct {
 
 // Failure is a tag whose rollout failed.
 type Failure struct {
-	Tag      string    `json:"tag"`
-	Workload string    `json:"workload"`
-	Reason   string    `json:"reason"`
-	At       time.Time `json:"at"`
+	Tag      string `json:"tag"`
+	Workload string `json:"workload"`
+	// From is the tag the workload ran before (the rollback target while
+	// no rollout of the policy succeeded yet).
+	From   string    `json:"from,omitempty"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
 }
 
 // Hold stops updates of a policy after a commit set its image back to an
@@ -125,21 +136,100 @@ func (r *Records) Policy(name string) *PolicyRecord {
 	return p
 }
 
-// HasFailed reports whether tag failed before.
+// HasFailed reports whether tag failed before (one of the failures
+// remembered one by one; see Excluded for the watermark).
 func (p *PolicyRecord) HasFailed(tag string) bool {
 	return slices.ContainsFunc(p.Failed, func(f Failure) bool { return f.Tag == tag })
 }
 
-// Fail remembers a failed tag (once), forgetting the oldest past
-// MaxFailedTags.
-func (p *PolicyRecord) Fail(f Failure) {
+// failure returns the remembered failure of tag.
+func (p *PolicyRecord) failure(tag string) (Failure, bool) {
+	i := slices.IndexFunc(p.Failed, func(f Failure) bool { return f.Tag == tag })
+	if i < 0 {
+		return Failure{}, false
+	}
+	return p.Failed[i], true
+}
+
+// Excluded reports whether tag may not be proposed under policy pol: it
+// failed, or it is at or below the watermark of forgotten failures (and
+// is not LastGood).
+func (p *PolicyRecord) Excluded(tag string, pol *Policy) bool {
+	if p.HasFailed(tag) {
+		return true
+	}
+	if p.FailedWatermark == "" || tag == p.LastGood || pol == nil {
+		return false
+	}
+	if tag == p.FailedWatermark {
+		return true
+	}
+	newer, ok := pol.Newer(tag, p.FailedWatermark)
+	return ok && !newer
+}
+
+// LastFailure is when the newest remembered failure happened (zero when
+// none).
+func (p *PolicyRecord) LastFailure() time.Time {
+	var t time.Time
+	for _, f := range p.Failed {
+		if f.At.After(t) {
+			t = f.At
+		}
+	}
+	return t
+}
+
+// Fail remembers a failed tag (once). Past MaxFailedTags it forgets the
+// lowest failed tag in pol's order (the oldest failure when pol is nil or
+// cannot order them) and raises FailedWatermark to it, so the forgotten
+// tag stays excluded.
+func (p *PolicyRecord) Fail(f Failure, pol *Policy) {
 	if p.HasFailed(f.Tag) {
 		return
 	}
 	p.Failed = append(p.Failed, f)
-	if len(p.Failed) > MaxFailedTags {
-		p.Failed = slices.Clone(p.Failed[len(p.Failed)-MaxFailedTags:])
+	for len(p.Failed) > MaxFailedTags {
+		i := p.lowestFailed(pol)
+		gone := p.Failed[i].Tag
+		p.Failed = slices.Delete(slices.Clone(p.Failed), i, i+1)
+		if pol == nil {
+			continue
+		}
+		if _, ok := pol.Key(gone); !ok {
+			continue // not a candidate of the policy: nothing to hold back
+		}
+		if p.FailedWatermark == "" {
+			p.FailedWatermark = gone
+		} else if newer, ok := pol.Newer(gone, p.FailedWatermark); newer || !ok {
+			p.FailedWatermark = gone
+		}
 	}
+}
+
+// lowestFailed is the index of the failure to forget: the lowest tag the
+// policy orders, else the oldest failure; never the newest failure (the
+// one just added), which the status and the alert report.
+func (p *PolicyRecord) lowestFailed(pol *Policy) int {
+	low := -1
+	if pol != nil {
+		for i, f := range p.Failed[:len(p.Failed)-1] {
+			if _, ok := pol.Key(f.Tag); !ok {
+				return i // a tag of no interest to the policy goes first
+			}
+			if low < 0 {
+				low = i
+				continue
+			}
+			if newer, ok := pol.Newer(p.Failed[low].Tag, f.Tag); ok && newer {
+				low = i
+			}
+		}
+	}
+	if low >= 0 {
+		return low
+	}
+	return 0
 }
 
 // Record adds or replaces (same workload and tag) a rollout, keeping the

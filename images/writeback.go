@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/tether-gitops/tether/contract"
 	"github.com/tether-gitops/tether/source"
@@ -30,11 +31,16 @@ const (
 	// DefaultPushTries bounds the fetch, change and push attempts of one
 	// round when pushes race other commits.
 	DefaultPushTries = 3
+	// BranchHistory is the history fetched of the push branch and the
+	// sync's branch (commits from each tip) to tell how they relate; past
+	// it tether cannot tell and keeps building on the push branch.
+	BranchHistory = 100
 )
 
 // Remote is what a write-back needs from a git source (source.Git).
 type Remote interface {
 	FetchTip(ctx context.Context, branch string) (*source.Tip, error)
+	FetchBranches(ctx context.Context, branches []string, depth int) (*source.Tip, error)
 	Push(ctx context.Context, st storer.EncodedObjectStorer, branch string, old, commit plumbing.Hash, objects []plumbing.Hash) error
 }
 
@@ -48,8 +54,10 @@ type WriteBack struct {
 	// exist yet.
 	Branch string
 	// PushBranch receives the commits; "" means Branch. A separate branch
-	// is for a pull-request flow: it is created from Branch, and later
-	// rounds build on it.
+	// is for a pull-request flow: it is created from Branch; later rounds
+	// start from Branch again once it holds the push branch (merged),
+	// merge Branch into it while it holds only tether's commits, and
+	// otherwise build on it (see ChooseBase).
 	PushBranch string
 	// Path is the folder searched for markers ("." for the whole
 	// repository).
@@ -78,6 +86,12 @@ type Round struct {
 	Problems []Problem
 	// Tries counts fetch-and-push attempts (more than one after a race).
 	Tries int
+	// Start is how the round built on a separate push branch: BaseStack,
+	// BaseForward, BaseMerge or BaseCreate ("" on the sync's branch).
+	Start BaseMode
+	// Note says why a round kept building on a push branch the sync's
+	// branch has moved away from ("" when it did not).
+	Note string
 }
 
 // Run fetches the push branch (or the sync's branch), reads the markers,
@@ -85,7 +99,7 @@ type Round struct {
 // When the push races another commit it fetches again and decides again
 // on the new tip, up to Tries times, so both changes end up in the
 // history; it never forces. Nothing changed means no commit.
-func (w *WriteBack) Run(ctx context.Context, decide func(sites []Site) *Plan) (*Round, error) {
+func (w *WriteBack) Run(ctx context.Context, decide func(sites []Site, base Base) *Plan) (*Round, error) {
 	tries := w.Tries
 	if tries <= 0 {
 		tries = DefaultPushTries
@@ -107,33 +121,90 @@ func (w *WriteBack) Run(ctx context.Context, decide func(sites []Site) *Plan) (*
 	}
 }
 
-func (w *WriteBack) try(ctx context.Context, round *Round, push string, decide func([]Site) *Plan) error {
-	tip, err := w.Remote.FetchTip(ctx, push)
-	if err != nil {
-		return err
-	}
-	defer tip.Close()
-	old := tip.Commit
-	if old.IsZero() {
-		if push == w.Branch {
-			return fmt.Errorf("branch %s does not exist", push)
-		}
-		// A new branch for a pull request, made from the sync's branch.
-		if tip, err = w.Remote.FetchTip(ctx, w.Branch); err != nil {
+func (w *WriteBack) try(ctx context.Context, round *Round, push string, decide func([]Site, Base) *Plan) error {
+	if push == w.Branch {
+		tip, err := w.Remote.FetchTip(ctx, push)
+		if err != nil {
 			return err
 		}
 		defer tip.Close()
 		if tip.Commit.IsZero() {
-			return fmt.Errorf("branch %s does not exist", w.Branch)
+			return fmt.Errorf("branch %s does not exist", push)
 		}
+		return w.change(ctx, round, push, decide, tip.Storer, tip.Commit, tip.Commit, nil, Base{})
 	}
-	round.Base = tip.Commit.String()
-	files, sites, problems, err := w.read(tip)
+	tip, note, err := w.fetchBoth(ctx, push)
+	if err != nil {
+		return err
+	}
+	defer tip.Close()
+	old, onSync := tip.Heads[push], tip.Heads[w.Branch]
+	if onSync.IsZero() {
+		return fmt.Errorf("branch %s does not exist", w.Branch)
+	}
+	if old.IsZero() {
+		// A new branch for a pull request, made from the sync's branch.
+		round.Start = BaseCreate
+		return w.change(ctx, round, push, decide, tip.Storer, onSync, plumbing.ZeroHash, nil, Base{})
+	}
+	choice := ChooseBase(tip.Storer, old, onSync, w.own, 2*BranchHistory)
+	round.Start, round.Note = choice.Mode, choice.Note
+	if note != "" && choice.Mode == BaseStack && choice.Note != "" {
+		round.Note = choice.Note + " (" + note + ")"
+	}
+	switch choice.Mode {
+	case BaseForward:
+		// The push branch is merged: start from the sync's branch again
+		// (a fast-forward of the push branch).
+		return w.change(ctx, round, push, decide, tip.Storer, onSync, old, nil, Base{})
+	case BaseMerge:
+		// Only tether's commits since the sync's branch moved: the sync's
+		// tree with the markers set again, as a merge of both tips.
+		return w.change(ctx, round, push, decide, tip.Storer, onSync, old, []plumbing.Hash{old, onSync}, Base{Unmerged: true})
+	}
+	return w.change(ctx, round, push, decide, tip.Storer, old, old, nil, Base{})
+}
+
+// fetchBoth fetches the push branch and the sync's branch with
+// BranchHistory commits of history; when that is too large, the tips
+// only (then note says why the two cannot be compared).
+func (w *WriteBack) fetchBoth(ctx context.Context, push string) (*source.Tip, string, error) {
+	tip, err := w.Remote.FetchBranches(ctx, []string{push, w.Branch}, BranchHistory)
+	if err == nil || !errors.Is(err, source.ErrTooLarge) {
+		return tip, "", err
+	}
+	tip, err = w.Remote.FetchBranches(ctx, []string{push, w.Branch}, 1)
+	return tip, fmt.Sprintf("%d commits of history are larger than the source's size limit", BranchHistory), err
+}
+
+// own reports whether tether wrote a commit: its author and committer are
+// the write-back's author.
+func (w *WriteBack) own(c *object.Commit) bool {
+	return c.Author.Name == w.AuthorName && c.Author.Email == w.AuthorEmail &&
+		c.Committer.Name == w.AuthorName && c.Committer.Email == w.AuthorEmail
+}
+
+// Base says what a round's markers were read from, for Decide.
+type Base struct {
+	// Unmerged is set when they are the sync's branch's while tether's
+	// newest commits wait on the push branch (a pull request not merged
+	// yet): a value older than the tag tether wrote there is no manual
+	// rollback, and not tether's failed tag.
+	Unmerged bool
+}
+
+// change reads the markers at base, lets decide plan, and pushes one
+// commit with the changes on top of parents (default: base) to push,
+// expecting it at old (zero: create it).
+func (w *WriteBack) change(ctx context.Context, round *Round, push string, decide func([]Site, Base) *Plan, st *filesystem.Storage,
+	base, old plumbing.Hash, parents []plumbing.Hash, how Base) error {
+	round.Base = base.String()
+	files, sites, problems, err := w.read(st, base)
 	if err != nil {
 		return err
 	}
 	round.Problems = problems
-	plan := decide(sites)
+	plan := decide(sites, how)
 	round.Plan = plan
 	if len(plan.Changes) == 0 {
 		return nil
@@ -146,15 +217,18 @@ func (w *WriteBack) try(ctx context.Context, round *Round, push string, decide f
 		}
 		changed[file] = data
 	}
-	msg, err := RenderMessage(w.Message, MessageData{Sync: w.Sync, Changes: plan.Changes})
+	msg, err := RenderMessage(w.Message, NewMessageData(w.Sync, plan.Changes))
 	if err != nil {
 		return err
 	}
-	commit, objects, err := w.commit(tip, changed, msg)
+	if parents == nil {
+		parents = []plumbing.Hash{base}
+	}
+	commit, objects, err := w.commit(st, base, parents, changed, msg)
 	if err != nil {
 		return err
 	}
-	if err := w.Remote.Push(ctx, tip.Storer, push, old, commit, objects); err != nil {
+	if err := w.Remote.Push(ctx, st, push, old, commit, objects); err != nil {
 		return err
 	}
 	round.Commit = commit.String()
@@ -163,20 +237,20 @@ func (w *WriteBack) try(ctx context.Context, round *Round, push string, decide f
 
 // read returns the YAML files under Path that hold the marker text, their
 // marked values and the markers that cannot be used.
-func (w *WriteBack) read(tip *source.Tip) (map[string][]byte, []Site, []Problem, error) {
-	commit, err := object.GetCommit(tip.Storer, tip.Commit)
+func (w *WriteBack) read(st storer.EncodedObjectStorer, at plumbing.Hash) (map[string][]byte, []Site, []Problem, error) {
+	commit, err := object.GetCommit(st, at)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reading commit %s: %w", tip.Commit, err)
+		return nil, nil, nil, fmt.Errorf("reading commit %s: %w", at, err)
 	}
 	root, err := commit.Tree()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reading the tree of %s: %w", tip.Commit, err)
+		return nil, nil, nil, fmt.Errorf("reading the tree of %s: %w", at, err)
 	}
 	dir := path.Clean(w.Path)
 	tree := root
 	if dir != "." {
 		if tree, err = root.Tree(dir); err != nil {
-			return nil, nil, nil, fmt.Errorf("folder %s in %s: %w", dir, tip.Commit, err)
+			return nil, nil, nil, fmt.Errorf("folder %s in %s: %w", dir, at, err)
 		}
 	}
 	files := map[string][]byte{}
@@ -217,7 +291,7 @@ func (w *WriteBack) read(tip *source.Tip) (map[string][]byte, []Site, []Problem,
 		return nil
 	})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reading the files of %s: %w", tip.Commit, err)
+		return nil, nil, nil, fmt.Errorf("reading the files of %s: %w", at, err)
 	}
 	slices.SortFunc(sites, func(a, b Site) int {
 		if c := strings.Compare(a.File, b.File); c != 0 {
@@ -228,10 +302,10 @@ func (w *WriteBack) read(tip *source.Tip) (map[string][]byte, []Site, []Problem,
 	return files, sites, problems, nil
 }
 
-// commit writes the changed files as new blobs, the trees above them and
-// a commit on top of the tip, and returns the commit and every new object.
-func (w *WriteBack) commit(tip *source.Tip, changed map[string][]byte, msg string) (plumbing.Hash, []plumbing.Hash, error) {
-	st := tip.Storer
+// commit writes the changed files as new blobs, the trees above them (the
+// tree of base with the changes) and a commit with parents, and returns
+// the commit and every new object.
+func (w *WriteBack) commit(st storer.EncodedObjectStorer, base plumbing.Hash, parents []plumbing.Hash, changed map[string][]byte, msg string) (plumbing.Hash, []plumbing.Hash, error) {
 	var objects []plumbing.Hash
 	blobs := map[string]plumbing.Hash{}
 	for file, data := range changed {
@@ -254,11 +328,11 @@ func (w *WriteBack) commit(tip *source.Tip, changed map[string][]byte, msg strin
 		blobs[file] = h
 		objects = append(objects, h)
 	}
-	parent, err := object.GetCommit(st, tip.Commit)
+	from, err := object.GetCommit(st, base)
 	if err != nil {
 		return plumbing.ZeroHash, nil, err
 	}
-	root, err := rewriteTree(st, parent.TreeHash, blobs, &objects)
+	root, err := rewriteTree(st, from.TreeHash, blobs, &objects)
 	if err != nil {
 		return plumbing.ZeroHash, nil, err
 	}
@@ -267,7 +341,7 @@ func (w *WriteBack) commit(tip *source.Tip, changed map[string][]byte, msg strin
 		now = w.Now
 	}
 	sig := object.Signature{Name: w.AuthorName, Email: w.AuthorEmail, When: now()}
-	c := &object.Commit{Author: sig, Committer: sig, Message: msg, TreeHash: root, ParentHashes: []plumbing.Hash{tip.Commit}}
+	c := &object.Commit{Author: sig, Committer: sig, Message: msg, TreeHash: root, ParentHashes: parents}
 	obj := st.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
 		return plumbing.ZeroHash, nil, err

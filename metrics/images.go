@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tether-gitops/tether/contract"
@@ -12,9 +14,14 @@ const (
 	OutcomeCommitted = "committed"
 	// OutcomeUnchanged: a write-back round found nothing to change.
 	OutcomeUnchanged = "unchanged"
-	// OutcomeSucceeded and OutcomeFailed are rollout outcomes.
-	OutcomeSucceeded = "succeeded"
-	OutcomeFailed    = "failed"
+	// OutcomeSucceeded, OutcomeFailed, OutcomeUnknown (the gate could not
+	// read the workload until the deadline) and OutcomeSuperseded (a newer
+	// apply changed the image first, or the workload was deleted) are
+	// rollout outcomes.
+	OutcomeSucceeded  = "succeeded"
+	OutcomeFailed     = "failed"
+	OutcomeUnknown    = "unknown"
+	OutcomeSuperseded = "superseded"
 )
 
 // imageMetrics are the image automation series: labelled by policy and
@@ -30,6 +37,7 @@ type imageMetrics struct {
 	rollouts       *prometheus.CounterVec
 	held           *prometheus.GaugeVec
 	failedTags     *prometheus.GaugeVec
+	lastFailed     *prometheus.GaugeVec
 }
 
 func newImageMetrics() *imageMetrics {
@@ -60,7 +68,7 @@ func newImageMetrics() *imageMetrics {
 		}, []string{"sync"}),
 		rollouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: contract.MetricImageRollouts,
-			Help: "Rollouts of a new image tag followed by the rollout gate, by sync, policy and outcome (succeeded, failed).",
+			Help: "Rollouts of a new image tag followed by the rollout gate, by sync, policy and outcome (succeeded, failed, unknown, superseded).",
 		}, []string{"sync", "policy", "outcome"}),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: contract.MetricImageHeld,
@@ -70,11 +78,15 @@ func newImageMetrics() *imageMetrics {
 			Name: contract.MetricImageFailedTags,
 			Help: "Tags of an image policy remembered as failed in a sync (never proposed again).",
 		}, []string{"sync", "policy"}),
+		lastFailed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: contract.MetricImageLastFailedRollout,
+			Help: "Unix time of the newest failed rollout of an image policy in a sync (from the image records, so it survives restarts); absent while none failed.",
+		}, []string{"sync", "policy"}),
 	}
 }
 
 func (i *imageMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{i.scans, i.scanFailing, i.tags, i.requests, i.writeBacks, i.writeBackFails, i.rollouts, i.held, i.failedTags}
+	return []prometheus.Collector{i.scans, i.scanFailing, i.tags, i.requests, i.writeBacks, i.writeBackFails, i.rollouts, i.held, i.failedTags, i.lastFailed}
 }
 
 // ImageScan records a scan of a policy's repository.
@@ -105,20 +117,26 @@ func (m *Metrics) ImageWriteBack(sync, outcome string) {
 	m.images.writeBackFails.WithLabelValues(sync).Set(failing)
 }
 
-// ImageRollout records a rollout outcome (OutcomeSucceeded, OutcomeFailed).
+// ImageRollout records a rollout outcome (OutcomeSucceeded, OutcomeFailed,
+// OutcomeUnknown, OutcomeSuperseded).
 func (m *Metrics) ImageRollout(sync, policy, outcome string) {
 	m.images.rollouts.WithLabelValues(sync, policy, outcome).Inc()
 }
 
-// ImageState records whether a policy is held in a sync and how many of
-// its tags failed there.
-func (m *Metrics) ImageState(sync, policy string, held bool, failedTags int) {
+// ImageState records whether a policy is held in a sync, how many of its
+// tags failed there and when the newest failure was (zero: none).
+func (m *Metrics) ImageState(sync, policy string, held bool, failedTags int, lastFailed time.Time) {
 	h := 0.0
 	if held {
 		h = 1
 	}
 	m.images.held.WithLabelValues(sync, policy).Set(h)
 	m.images.failedTags.WithLabelValues(sync, policy).Set(float64(failedTags))
+	if lastFailed.IsZero() {
+		m.images.lastFailed.DeleteLabelValues(sync, policy)
+		return
+	}
+	m.images.lastFailed.WithLabelValues(sync, policy).Set(float64(lastFailed.UnixNano()) / 1e9)
 }
 
 // ForgetImagePolicy removes the series of a policy no longer configured
@@ -127,7 +145,7 @@ func (m *Metrics) ForgetImagePolicy(policy string) {
 	l := prometheus.Labels{"policy": policy}
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.images.scans, m.images.scanFailing, m.images.tags, m.images.requests, m.images.rollouts, m.images.held, m.images.failedTags} {
+	}{m.images.scans, m.images.scanFailing, m.images.tags, m.images.requests, m.images.rollouts, m.images.held, m.images.failedTags, m.images.lastFailed} {
 		v.DeletePartialMatch(l)
 	}
 }
@@ -137,7 +155,7 @@ func (m *Metrics) ForgetImageSync(sync string) {
 	l := prometheus.Labels{"sync": sync}
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.images.writeBacks, m.images.writeBackFails, m.images.rollouts, m.images.held, m.images.failedTags} {
+	}{m.images.writeBacks, m.images.writeBackFails, m.images.rollouts, m.images.held, m.images.failedTags, m.images.lastFailed} {
 		v.DeletePartialMatch(l)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-billy/v5/osfs"
@@ -53,7 +54,10 @@ type Tip struct {
 	Commit plumbing.Hash
 	// Storer holds the fetched objects and takes new ones.
 	Storer *filesystem.Storage
-	dir    string
+	// Heads holds the tip of every branch FetchBranches fetched that the
+	// remote has (FetchTip: the one branch, when it exists).
+	Heads map[string]plumbing.Hash
+	dir   string
 }
 
 // Close deletes the tip's object store.
@@ -69,19 +73,30 @@ func (t *Tip) Close() error {
 // lacks is not an error: the Tip's Commit is zero. Errors name the URL
 // (redacted) and never hold a credential.
 func (g *Git) FetchTip(ctx context.Context, branch string) (*Tip, error) {
+	return g.FetchBranches(ctx, []string{branch}, 1)
+}
+
+// FetchBranches fetches the tips of branches for writing into one object
+// store, each with depth commits of history (1: the tips only), within
+// the source's size limits. The Tip's Branch and Commit are the first
+// branch's (Commit zero when the remote lacks it); Heads holds the tip of
+// each branch the remote has. Storer is nil only when it has none of
+// them. Commits past depth are not in the store: reading one fails with
+// plumbing.ErrObjectNotFound.
+func (g *Git) FetchBranches(ctx context.Context, branches []string, depth int) (*Tip, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, g.opts.Timeout)
 	defer cancel()
 	var sc scrubber
-	tip, err := g.fetchTip(ctx, &sc, branch)
+	tip, err := g.fetchTips(ctx, &sc, branches, max(depth, 1))
 	if err != nil {
-		return nil, sc.err(fmt.Errorf("fetching branch %s of %s for writing: %w", branch, g.ep.display, err))
+		return nil, sc.err(fmt.Errorf("fetching branch %s of %s for writing: %w", strings.Join(branches, ", "), g.ep.display, err))
 	}
 	return tip, nil
 }
 
-func (g *Git) fetchTip(ctx context.Context, sc *scrubber, branch string) (*Tip, error) {
+func (g *Git) fetchTips(ctx context.Context, sc *scrubber, branches []string, depth int) (*Tip, error) {
 	conn, err := g.connect(sc)
 	if err != nil {
 		return nil, err
@@ -91,9 +106,23 @@ func (g *Git) fetchTip(ctx context.Context, sc *scrubber, branch string) (*Tip, 
 		return nil, err
 	}
 	defer sess.close()
-	want, ok := adv.References[plumbing.NewBranchReferenceName(branch).String()]
-	if !ok {
-		return &Tip{Branch: branch}, nil
+	tip := &Tip{Heads: map[string]plumbing.Hash{}}
+	var wants []plumbing.Hash
+	for i, b := range branches {
+		want, ok := adv.References[plumbing.NewBranchReferenceName(b).String()]
+		if i == 0 {
+			tip.Branch, tip.Commit = b, want
+		}
+		if !ok {
+			continue
+		}
+		tip.Heads[b] = want
+		if !slices.Contains(wants, want) {
+			wants = append(wants, want)
+		}
+	}
+	if len(wants) == 0 {
+		return tip, nil
 	}
 	scratch, err := g.pub.scratch("push-")
 	if err != nil {
@@ -101,15 +130,17 @@ func (g *Git) fetchTip(ctx context.Context, sc *scrubber, branch string) (*Tip, 
 	}
 	st := filesystem.NewStorageWithOptions(osfs.New(scratch), cache.NewObjectLRU(8*cache.MiByte),
 		filesystem.Options{ExclusiveAccess: true, LargeObjectThreshold: 1 << 20})
-	tip := &Tip{Branch: branch, Commit: want, Storer: st, dir: scratch}
+	tip.Storer, tip.dir = st, scratch
 	g.stats.fetches.Add(1)
-	if err := g.fetchPack(ctx, sess, adv, []plumbing.Hash{want}, 1, st, scratch); err != nil {
+	if err := g.fetchPack(ctx, sess, adv, wants, depth, st, scratch); err != nil {
 		_ = tip.Close()
 		return nil, g.transferError(ctx, conn, err)
 	}
-	if _, err := object.GetCommit(st, want); err != nil {
-		_ = tip.Close()
-		return nil, fmt.Errorf("reading the fetched tip %s: %w", want, err)
+	for _, want := range wants {
+		if _, err := object.GetCommit(st, want); err != nil {
+			_ = tip.Close()
+			return nil, fmt.Errorf("reading the fetched tip %s: %w", want, err)
+		}
 	}
 	return tip, nil
 }

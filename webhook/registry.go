@@ -24,9 +24,15 @@ type RegistryTarget struct {
 	Host string
 	// Secret is the shared secret the registry sends as
 	// "Authorization: Bearer <secret>" (or the bare secret, as Harbor's
-	// auth header does). A target without one is never accepted.
+	// auth header does); Docker Hub, which sends no headers, puts it in
+	// the URL (?token=<secret>), accepted for Docker Hub's payload only.
+	// A target without one is never accepted.
 	Secret []byte
 }
+
+// RegistryTokenParam is the URL query parameter that carries the shared
+// secret for senders that cannot set a header (Docker Hub).
+const RegistryTokenParam = "token"
 
 // SetRegistryTargets replaces the registries whose notifications are
 // accepted; safe while serving. The secrets are copied.
@@ -67,6 +73,12 @@ type registryNotification struct {
 	} `json:"repository"`
 }
 
+// dockerHub reports whether the notification is Docker Hub's payload and
+// nothing else.
+func (n *registryNotification) dockerHub() bool {
+	return n.PushData != nil && len(n.Events) == 0 && n.Type == ""
+}
+
 // pushedRepositories lists the repositories a notification reports pushes
 // to, each once. Pulls, deletes and blob uploads are not pushes of a tag.
 func (n *registryNotification) pushedRepositories() []string {
@@ -96,15 +108,26 @@ func (n *registryNotification) pushedRepositories() []string {
 // registry judges a registry notification: the shared secret first (in
 // constant time against every registry's), then the payload. A
 // notification naming repositories no policy follows is answered 202.
+//
+// Docker Hub sends no headers: its secret comes in the URL's token
+// parameter, taken only when there is no Authorization header and the
+// body is a Docker Hub payload (the other senders can set a header, and a
+// secret in a URL ends up in proxies' logs). tether never logs the URL.
 func (r *Receiver) registry(req *http.Request, body []byte, _ []byte, _ bool) outcome {
 	o := outcome{event: "registry"}
-	target := r.registryFor(req.Header.Get("Authorization"))
+	header := req.Header.Get("Authorization")
+	target := r.registryFor(header)
+	var n registryNotification
+	parsed := json.Unmarshal(body, &n)
+	if target == nil && header == "" && parsed == nil && n.dockerHub() {
+		target = r.registryFor(req.URL.Query().Get(RegistryTokenParam))
+	}
 	if target == nil {
-		o.status, o.result, o.clientError = http.StatusUnauthorized, "invalid registry secret", "invalid or missing secret (Authorization: Bearer <secret>)"
+		o.status, o.result, o.clientError = http.StatusUnauthorized, "invalid registry secret",
+			"invalid or missing secret (Authorization: Bearer <secret>; Docker Hub: ?"+RegistryTokenParam+"=<secret>)"
 		return o
 	}
-	var n registryNotification
-	if err := json.Unmarshal(body, &n); err != nil {
+	if parsed != nil {
 		o.status, o.result, o.clientError = http.StatusBadRequest, "bad JSON", "invalid JSON body"
 		return o
 	}

@@ -170,8 +170,12 @@ func printImages(w io.Writer, img *agent.ImagesStatus, now time.Time) {
 			if s.Rollout != nil {
 				rollout = s.Rollout.Tag + " " + s.Rollout.Outcome
 			}
+			running := orDash(s.Running)
+			if s.RunningApplied && s.Running != "" {
+				running += " (applied)" // the live workload could not be read
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Image, latest, tags, scan, s.Sync,
-				orDash(s.InGit), orDash(s.Running), rollout, syncState(p, s))
+				orDash(s.InGit), running, rollout, syncState(p, s))
 		}
 	}
 	tw.Flush()
@@ -186,6 +190,9 @@ func printImages(w io.Writer, img *agent.ImagesStatus, now time.Time) {
 			}
 			for _, f := range s.Failed {
 				fmt.Fprintf(w, "\npolicy %s in %s: tag %s failed its rollout (never proposed again): %s\n", p.Name, s.Sync, f.Tag, f.Reason)
+			}
+			if s.RollingBack != "" {
+				fmt.Fprintf(w, "\npolicy %s in %s: going back from %s (tether's tag, failed its rollout) to %s\n", p.Name, s.Sync, s.RollingBack, s.Target)
 			}
 		}
 	}
@@ -204,11 +211,18 @@ func printImages(w io.Writer, img *agent.ImagesStatus, now time.Time) {
 			result = "failed: " + firstLine(r.Error)
 		case r.Commit == "":
 			result = "nothing to change"
+		case r.Start == string(images.BaseMerge):
+			result = "ok, merged the sync's branch in"
+		case r.Start == string(images.BaseForward):
+			result = "ok, from the sync's branch again (merged)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Sync, orDash(r.Branch), ago(now, r.At), orDash(shortSHA(r.Commit)), len(r.Changes), result)
 	}
 	tw.Flush()
 	for _, r := range img.WriteBacks {
+		if r.BranchNote != "" {
+			fmt.Fprintf(w, "sync %s: branch %s: %s\n", r.Sync, r.Branch, r.BranchNote)
+		}
 		for _, p := range r.Problems {
 			fmt.Fprintf(w, "sync %s: marker problem: %s\n", r.Sync, p)
 		}
@@ -229,6 +243,8 @@ func syncState(p agent.ImagePolicyStatus, s agent.ImagePolicySyncStatus) string 
 	switch {
 	case s.Hold != nil:
 		return "held (rolled back to " + s.Hold.Tag + ")"
+	case s.RollingBack != "":
+		return "rolling back from " + s.RollingBack
 	case s.Rollout != nil && s.Rollout.Outcome == images.RolloutFailed:
 		return "rollout failed"
 	case p.LastScanError != "":
