@@ -134,6 +134,7 @@ func (r *run) list(ctx context.Context, client dynamic.ResourceInterface, select
 			obj := &list.Items[i]
 			id := object.UnstructuredToObjMetadata(obj)
 			if want[id] {
+				r.fieldSets.share(obj)
 				out[id] = obj
 			}
 		}

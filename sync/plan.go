@@ -124,7 +124,7 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 	proven, why := ProvenUnchanged(c.Desired, c.Live)
 	if proven && !c.TakeOver {
 		c.Action, c.Decision, c.Predicted = ActionUnchanged, DecidedLocally, c.Live
-		c.owned = tetherFields(c.Live)
+		c.owned = r.fieldSets.owned(c.Live)
 		return
 	}
 	c.Decision, c.DryRunReason = DecidedByDryRun, why
@@ -164,7 +164,7 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 			// The policy warn or ignore keeps the hand-made change: the
 			// object is left as it is.
 			c.Action, c.Decision, c.KeptDrift = ActionUnchanged, DecidedKeptDrift, keptDrift(c, conflictPaths(err))
-			c.owned = tetherFields(c.Live)
+			c.owned = r.fieldSets.owned(c.Live)
 			return
 		}
 	}
@@ -189,7 +189,7 @@ func (r *run) dryRun(ctx context.Context, c *Change) {
 			c.Action = ActionUpdate
 		case sameObject(c.Live, pred):
 			c.Action = ActionUnchanged
-			c.owned = tetherFields(c.Live)
+			c.owned = r.fieldSets.owned(c.Live)
 		default:
 			c.Action = ActionUpdate
 		}

@@ -105,6 +105,8 @@ type run struct {
 	invID string
 	// appliedAt is when the apply phase finished.
 	appliedAt time.Time
+	// fieldSets shares the equal field sets of the live objects read.
+	fieldSets fieldSets
 }
 
 // fail records the failed phase and returns the error as a *PhaseError.
