@@ -237,7 +237,9 @@ func printSummary(w io.Writer, res *sync.Result) {
 		return
 	}
 	for _, c := range res.Changes {
-		if c.Action != sync.ActionUnchanged {
+		// A change without an action was never planned (a phase before
+		// the plan failed): nothing to say about it.
+		if c.Action != sync.ActionUnchanged && c.Action != "" {
 			line := fmt.Sprintf("%-10s %s", c.Action, c.Ref())
 			if c.Err != nil {
 				line += "  " + c.Err.Error()
