@@ -95,6 +95,8 @@ type watcher struct {
 	refused map[string]string
 	// since is when the watch last (re)connected.
 	since time.Time
+	// fields shares the equal field sets of the objects it holds.
+	fields *FieldSets
 }
 
 // WatchState is the state of one watch of a sync.
@@ -252,7 +254,8 @@ func (c *Cache) start(sync string, r Ref) *watcher {
 	// the watch (fakes cannot); the wrapper passes that on.
 	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, c.client), &unstructured.Unstructured{},
 		cache.SharedIndexInformerOptions{ObjectDescription: r.String()})
-	_ = inf.SetTransform(slim)
+	w.fields = NewFieldSets(maxSharedFieldSets)
+	_ = inf.SetTransform(func(obj any) (any, error) { return slim(obj, w.fields) })
 	// A refusal is recorded by refused and reported once, by the agent;
 	// the reflector's own handler would log it at every retry.
 	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, rf *cache.Reflector, err error) {
@@ -297,11 +300,17 @@ func (c *Cache) start(sync string, r Ref) *watcher {
 	return w
 }
 
+// maxSharedFieldSets bounds the distinct field sets one watch shares
+// between its objects (a sync's objects of one kind have a few).
+const maxSharedFieldSets = 256
+
 // slim drops from a cached object what nothing reads from the cache and
 // can be large: kubectl's last-applied annotation (a second copy of the
 // object). Drift reads managed fields and values, health reads status.
-func slim(obj any) (any, error) {
+// Its field sets are shared with the watch's other objects (fields).
+func slim(obj any, fields *FieldSets) (any, error) {
 	if u, ok := obj.(*unstructured.Unstructured); ok {
+		fields.Share(u)
 		if ann := u.GetAnnotations(); ann != nil {
 			if _, found := ann[contract.LastAppliedAnnotation]; found {
 				delete(ann, contract.LastAppliedAnnotation)

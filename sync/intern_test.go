@@ -32,7 +32,7 @@ func TestFieldSetsShareEqualSets(t *testing.T) {
 	before := b.GetManagedFields()
 	var f fieldSets
 	for _, u := range []*unstructured.Unstructured{a, b, c} {
-		f.share(u)
+		f.Share(u)
 	}
 	if reflect.ValueOf(fieldsV1Of(a)).UnsafePointer() != reflect.ValueOf(fieldsV1Of(b)).UnsafePointer() {
 		t.Error("equal field sets are not shared")

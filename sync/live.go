@@ -134,7 +134,7 @@ func (r *run) list(ctx context.Context, client dynamic.ResourceInterface, select
 			obj := &list.Items[i]
 			id := object.UnstructuredToObjMetadata(obj)
 			if want[id] {
-				r.fieldSets.share(obj)
+				r.fieldSets.Share(obj)
 				out[id] = obj
 			}
 		}
