@@ -16,10 +16,19 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/tether-gitops/tether/render"
 )
+
+// defaultGCPercent is the garbage collector's target (GOGC) unless the
+// environment sets one: the heap may grow by half its live size between
+// collections instead of doubling. tether keeps every object of a sync in
+// memory while it reconciles, so this is most of its peak: at 5,000
+// objects `sync --once` peaked at 174 MiB with Go's default of 100 and
+// 139 MiB with 50, in the same time and within 5% of the CPU (2 cores).
+const defaultGCPercent = 50
 
 // Set by the linker: -X main.version=... -X main.commit=... -X main.date=...
 var (
@@ -37,6 +46,9 @@ func main() {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
