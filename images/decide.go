@@ -141,6 +141,12 @@ func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *Poli
 		if s.Marker.Pin || pr.LastWritten == nil || tag == pr.LastWritten.Tag || base.Unmerged {
 			continue
 		}
+		if pr.HasFailed(pr.LastWritten.Tag) && tag == rollbackBase(pr, pr.LastWritten.Tag) {
+			// Where tether rolls back to after its tag failed: its own
+			// rollback (the records may not have been saved after it
+			// pushed), or a person doing the same; not a hold either way.
+			continue
+		}
 		if older, ok := p.Newer(pr.LastWritten.Tag, tag); ok && older && rollback == nil {
 			rollback = &sites[i]
 		}
@@ -168,15 +174,20 @@ func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *Poli
 			return pp
 		}
 	}
-	if failed := ownFailedTag(sites, pr); failed != "" && !base.Unmerged {
-		// tether's own tag failed its rollout: back to the last good tag,
-		// unless a newer tag that has not failed is there.
+	if failed := ownFailedTag(sites, pr); failed != "" {
+		// tether's own tag failed its rollout (and was applied: the values
+		// read hold it, on the sync's branch even while a pull-request
+		// branch is unmerged): back to the last good tag, or to a tag
+		// between the two that has not failed, unless a newer tag that has
+		// not failed is there. Never further back than the last good tag:
+		// when every tag fails (a quota, a broken node pool), walking down
+		// the history would fail them all.
 		if newer, ok := p.Newer(target, failed); target != "" && ok && newer {
 			pp.Target = target
 			return pp
 		}
 		back := rollbackBase(pr, failed)
-		if newer, ok := p.Newer(target, back); target != "" && (back == "" || ok && newer) {
+		if newer, ok := p.Newer(target, back); back != "" && target != "" && ok && newer {
 			back = target
 		}
 		if back == "" {

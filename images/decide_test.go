@@ -95,6 +95,17 @@ func TestDecide(t *testing.T) {
 		{name: "tether's rollback is not taken for a manual one", yaml: file("tag: 1.0.0 # tether:image web:tag"), best: []string{"1.2.0"},
 			rec:    &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.0.0"}, LastGood: "1.0.0", Failed: []Failure{{Tag: "1.2.0"}}}}},
 			reason: "every matching tag failed its rollout before"},
+		{name: "a rollback that failed too is not followed further back", yaml: file("tag: 1.0.0 # tether:image web:tag"), best: []string{"1.2.0", "1.0.0", "0.9.0", "0.8.0"},
+			rec: &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.0.0"},
+				Failed: []Failure{{Tag: "1.2.0", From: "1.0.0"}, {Tag: "1.0.0", From: "1.2.0"}}}}},
+			reason: "1.0.0 failed its rollout and no earlier tag is known to be good"},
+		{name: "tether's rollback whose records were not saved is not taken for a manual one", yaml: file("tag: 1.0.0 # tether:image web:tag"), best: []string{"1.2.0", "1.0.0"},
+			rec:    &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, LastGood: "1.0.0", Failed: []Failure{{Tag: "1.2.0"}}}}},
+			target: "1.0.0"},
+		{name: "a failed tag merged by squash while the branch stays is rolled back", yaml: file("tag: 1.2.0 # tether:image web:tag"), best: []string{"1.2.0"},
+			rec: &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0", Branch: "image-updates"}, LastGood: "1.0.0",
+				Failed: []Failure{{Tag: "1.2.0"}}}}}, base: Base{Unmerged: true},
+			changes: []string{"1: 1.2.0 → 1.0.0"}, target: "1.0.0", rollback: "1.2.0", rolledBack: []int{1}},
 		{name: "a rollback sets the digest of the tag it goes back to", yaml: file("newTag: 1.2.0 # tether:image web:tag", "digest: sha256:1.2.0 # tether:image web:digest"),
 			best:    []string{"1.2.0"},
 			rec:     &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, LastGood: "1.0.0", Failed: []Failure{{Tag: "1.2.0"}}}}},
@@ -273,10 +284,13 @@ func TestForgottenFailuresStayExcluded(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr := &PolicyRecord{LastGood: "1.0.1"}
-	// 1.0.60 down to 1.0.0 fail, newest tags first, then a tag of
-	// another scheme (the newest failure, kept).
+	// 1.0.60 down to 1.0.0 fail (all but the last good 1.0.1), newest
+	// tags first, then a tag of another scheme (the newest failure, kept).
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 60; i >= 0; i-- {
+		if i == 1 {
+			continue
+		}
 		pr.Fail(Failure{Tag: "1.0." + itoa(i), At: start.Add(time.Duration(60-i) * time.Minute)}, web)
 	}
 	pr.Fail(Failure{Tag: "latest", At: start.Add(2 * time.Hour)}, web)
@@ -316,5 +330,20 @@ func TestForgottenFailuresStayExcluded(t *testing.T) {
 	}
 	if byTime.HasFailed("t0") || !byTime.HasFailed("t1") || byTime.FailedWatermark != "" {
 		t.Errorf("without a policy: %+v", byTime)
+	}
+}
+
+// A last good tag whose rollout fails later is no longer the last good
+// one: no rollback goes back to it, and it is not let through the
+// watermark once its failure is forgotten.
+func TestFailingLastGoodTagIsForgotten(t *testing.T) {
+	pr := &PolicyRecord{LastGood: "1.0.0"}
+	pr.Fail(Failure{Tag: "1.1.0"}, nil)
+	if pr.LastGood != "1.0.0" {
+		t.Fatalf("another tag's failure cleared LastGood: %q", pr.LastGood)
+	}
+	pr.Fail(Failure{Tag: "1.0.0"}, nil)
+	if pr.LastGood != "" {
+		t.Errorf("LastGood %q after its own rollout failed, want none", pr.LastGood)
 	}
 }

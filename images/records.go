@@ -188,6 +188,11 @@ func (p *PolicyRecord) Fail(f Failure, pol *Policy) {
 	if p.HasFailed(f.Tag) {
 		return
 	}
+	if f.Tag == p.LastGood {
+		// Good once, failed now: no longer where a rollback goes, and
+		// not let through the watermark once this failure is forgotten.
+		p.LastGood = ""
+	}
 	p.Failed = append(p.Failed, f)
 	for len(p.Failed) > MaxFailedTags {
 		i := p.lowestFailed(pol)
