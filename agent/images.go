@@ -335,7 +335,7 @@ func (ia *imageAutomation) registryTargets(cfg *config.Config) []webhook.Registr
 		if r.NotificationSecretFile == "" {
 			continue
 		}
-		b, err := os.ReadFile(r.NotificationSecretFile)
+		b, err := source.ReadRegularFile(r.NotificationSecretFile, source.MaxCredentialFile)
 		secret := strings.TrimRight(string(b), "\r\n")
 		if err == nil && secret == "" {
 			err = errors.New("the file is empty")

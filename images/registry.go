@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -231,7 +230,7 @@ func (s *Scanner) prepare(ctx context.Context, image string, reg Registry, onReq
 func (s *Scanner) host(host string, reg Registry) (*hostGate, *http.Transport, error) {
 	var caPEM []byte
 	if reg.CAFile != "" {
-		b, err := os.ReadFile(reg.CAFile)
+		b, err := source.ReadRegularFile(reg.CAFile, source.MaxCredentialFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("registry %s: reading the CA file: %w", host, err)
 		}
@@ -368,7 +367,7 @@ func explain(err error) error {
 func readCredentials(reg Registry, host string) (authn.Authenticator, []string, error) {
 	switch {
 	case reg.PasswordFile != "":
-		b, err := os.ReadFile(reg.PasswordFile)
+		b, err := source.ReadRegularFile(reg.PasswordFile, source.MaxCredentialFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading the password file: %w", source.WithoutPath(err))
 		}
@@ -379,7 +378,7 @@ func readCredentials(reg Registry, host string) (authn.Authenticator, []string, 
 		cfg := authn.AuthConfig{Username: reg.Username, Password: pass}
 		return authn.FromConfig(cfg), secretsOf(cfg), nil
 	case reg.DockerConfigFile != "":
-		b, err := os.ReadFile(reg.DockerConfigFile)
+		b, err := source.ReadRegularFile(reg.DockerConfigFile, source.MaxCredentialFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading the docker config file: %w", source.WithoutPath(err))
 		}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -160,6 +161,26 @@ func TestScanCredentials(t *testing.T) {
 	}
 	if _, err := s.Scan(context.Background(), p, Registry{Host: host, Insecure: true, Username: "robot", PasswordFile: filepath.Join(dir, secret)}, 1, nil); err == nil || strings.Contains(err.Error(), secret) {
 		t.Errorf("a missing password file named by a secret-looking path: %v", err)
+	}
+	// A FIFO where the password file should be is refused at once; read
+	// with os.ReadFile it would wait for a writer forever, and with it the
+	// host's scans.
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Scan(context.Background(), p, Registry{Host: host, Insecure: true, Username: "robot", PasswordFile: fifo}, 1, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("a FIFO as the password file: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a FIFO as the password file blocked the scan")
 	}
 }
 
