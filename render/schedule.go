@@ -58,7 +58,14 @@ type BuildFunc func(ctx context.Context, opts Options) ([]Resource, error)
 //     the syncs already waiting: round-robin, and a sync never waits for
 //     more than one render of each other sync.
 //   - Waiting ends with the context; a running render is killed when its
-//     context ends (Isolated.Build does that).
+//     context is cancelled (Isolated.Build does that). When its context's
+//     deadline passes instead (a reconcile's timeout: the wait for a
+//     place and the fetch count against it, and a loaded machine gives a
+//     render less than a core), Build returns at once but the render goes
+//     on, in its place, for up to Overrun more, so that a failure by a
+//     limit is still remembered instead of the revision being rendered,
+//     and cancelled, at every retry. A newer request of the same sync for
+//     another revision kills it.
 //   - A render that failed by a limit (CPU, memory, size, the YAML screens:
 //     ErrTooLarge or ErrYAMLNodes) is remembered by sync, path, revision and
 //     limits, and a request for the same fails at once with the same error
@@ -68,15 +75,28 @@ type BuildFunc func(ctx context.Context, opts Options) ([]Resource, error)
 //
 // A Scheduler is safe for concurrent use.
 type Scheduler struct {
+	// Overrun is how long a render may go on after its context's deadline
+	// passed (see above); 0 kills it at the deadline. Set it before the
+	// first Build.
+	Overrun time.Duration
+
 	build  BuildFunc
 	limits string
 	slots  int
 	now    func() time.Time
 
 	mu      gosync.Mutex
-	running map[string]bool // syncs with a render running
-	queue   []*waiter       // waiting renders, at most one per sync, oldest first
+	running map[string]bool          // syncs with a render running
+	queue   []*waiter                // waiting renders, at most one per sync, oldest first
+	overrun map[string]*activeRender // renders going on after their deadline, by sync
 	failed  failures
+}
+
+// activeRender is one render running. Its fields are guarded by Scheduler.mu.
+type activeRender struct {
+	key    failureKey
+	cancel context.CancelFunc
+	ended  bool
 }
 
 // waiter is one render waiting for a place.
@@ -100,6 +120,7 @@ func NewScheduler(build BuildFunc, parallelism int, limits string) *Scheduler {
 		slots:   max(parallelism, 1),
 		now:     time.Now,
 		running: map[string]bool{},
+		overrun: map[string]*activeRender{},
 		failed:  failures{max: DefaultRememberedFailures, byKey: map[failureKey]*failure{}},
 	}
 }
@@ -123,21 +144,75 @@ func (s *Scheduler) Build(ctx context.Context, req Request) ([]Resource, error) 
 	if err := s.remembered(key); err != nil {
 		return nil, err
 	}
+	s.stopOverrun(req.Sync, key)
 	if err := s.acquire(ctx, req); err != nil {
 		return nil, err
 	}
-	defer s.release(req.Sync)
 	// A render of the same revision may have failed while this one waited.
 	if err := s.remembered(key); err != nil {
+		s.release(req.Sync)
 		return nil, err
 	}
-	rs, err := s.build(ctx, req.Options)
-	if err != nil && ctx.Err() == nil && key.revision != "" {
-		if cat := limitCategory(err); cat != nil {
-			s.remember(key, err, cat)
-		}
+	type result struct {
+		rs  []Resource
+		err error
 	}
-	return rs, err
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r := &activeRender{key: key, cancel: cancel}
+	done := make(chan result, 1)
+	go func() {
+		defer cancel()
+		rs, err := s.build(rctx, req.Options)
+		if err != nil && rctx.Err() == nil && key.revision != "" {
+			if cat := limitCategory(err); cat != nil {
+				s.remember(key, err, cat)
+			}
+		}
+		s.mu.Lock()
+		r.ended = true
+		if s.overrun[req.Sync] == r {
+			delete(s.overrun, req.Sync)
+		}
+		s.mu.Unlock()
+		s.release(req.Sync)
+		done <- result{rs, err}
+	}()
+	select {
+	case res := <-done:
+		return res.rs, res.err
+	case <-ctx.Done():
+	}
+	if s.Overrun <= 0 || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		cancel()
+		res := <-done
+		return res.rs, res.err
+	}
+	s.mu.Lock()
+	if !r.ended {
+		s.overrun[req.Sync] = r
+		// Bounded: a render that neither ends nor fails by its limits
+		// (it should not exist) gives its place back after Overrun.
+		t := time.AfterFunc(s.Overrun, cancel)
+		go func() {
+			<-rctx.Done()
+			t.Stop()
+		}()
+	}
+	s.mu.Unlock()
+	return nil, &Error{File: displayDir(req.Options.Path), Reason: fmt.Sprintf("build cancelled: %v; the render goes on for up to %v so that a failure by a limit is remembered", ctx.Err(), s.Overrun), Err: ctx.Err()}
+}
+
+// stopOverrun kills the render of sync going on after its deadline, if
+// any, unless it renders key: a newer request for the same revision waits
+// for it (and finds its failure remembered), one for another revision
+// need not.
+func (s *Scheduler) stopOverrun(sync string, key failureKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.overrun[sync]; r != nil && r.key != key {
+		r.cancel()
+		delete(s.overrun, sync)
+	}
 }
 
 // acquire waits until req may run: a place is free, its sync has no other

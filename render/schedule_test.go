@@ -282,10 +282,12 @@ func TestSchedulerRemembersFailures(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			renders := 0
-			s := NewScheduler(func(_ context.Context, o Options) ([]Resource, error) {
+			s := NewScheduler(func(rctx context.Context, o Options) ([]Resource, error) {
 				renders++
-				if tc.name == "context ended during the render" {
-					cancel() // the render's own failure, but too late to count
+				if tc.name == "context ended during the render" && renders == 1 {
+					// Killed by the cancel: what it says then does not count.
+					cancel()
+					<-rctx.Done()
 				}
 				return nil, tc.err
 			}, 1, "test")
@@ -344,5 +346,92 @@ func TestSchedulerForgets(t *testing.T) {
 		if n := len(f.err.Error()); n > 2*maxRememberedReason {
 			t.Errorf("a remembered error keeps %d bytes", n)
 		}
+	}
+}
+
+// A render whose deadline passes goes on (Overrun), holding its place, so
+// that its failure by a limit is remembered: the retry of the same
+// revision waits for it and fails at once, without a render of its own.
+// A request for another revision kills it; a cancel (not a deadline)
+// kills it as before; and Overrun bounds it.
+func TestSchedulerOverrun(t *testing.T) {
+	f := newFakeRenders("a", "b")
+	s := NewScheduler(f.build, 1, "test")
+	s.Overrun = time.Hour
+	deadline, stop := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer stop()
+	a := request(deadline, s, "a", "r1", "a")
+	f.next(t)
+	err := result(t, a)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "goes on for up to 1h0m0s") {
+		t.Fatalf("render past its deadline: %v", err)
+	}
+	// Still running, in its place: another sync waits.
+	b := request(context.Background(), s, "b", "r1", "b")
+	waitQueued(t, s, 1)
+	f.idle(t)
+	retry := request(context.Background(), s, "a", "r1", "a")
+	waitQueued(t, s, 2)
+	f.results["a"] <- &Error{File: "a", Reason: "rendering used more than 1s of CPU", Err: ErrTooLarge}
+	if p := f.next(t); p != "b" {
+		t.Fatalf("started %s, want b", p)
+	}
+	f.results["b"] <- nil
+	if err := result(t, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := result(t, retry); !errors.Is(err, ErrFailedBefore) {
+		t.Fatalf("the retry of the revision that failed while overrunning: %v", err)
+	}
+	f.idle(t)
+
+	// Another revision of the same sync kills the overrunning render.
+	deadline2, stop2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer stop2()
+	a2 := request(deadline2, s, "a", "r2", "a")
+	f.next(t)
+	if err := result(t, a2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	a3 := request(context.Background(), s, "a", "r3", "a")
+	if p := f.next(t); p != "a" {
+		t.Fatalf("started %s", p)
+	}
+	f.results["a"] <- nil
+	if err := result(t, a3); err != nil {
+		t.Fatalf("the new revision: %v", err)
+	}
+	s.mu.Lock()
+	left := len(s.overrun)
+	s.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d overrunning renders left", left)
+	}
+
+	// A cancel kills the render, Overrun or not.
+	cctx, cancel := context.WithCancel(context.Background())
+	c := request(cctx, s, "b", "r2", "b")
+	f.next(t)
+	cancel()
+	if err := result(t, c); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled render: %v", err)
+	}
+
+	// Overrun bounds a render that never ends: its place comes back.
+	s.Overrun = 50 * time.Millisecond
+	deadline3, stop3 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer stop3()
+	d := request(deadline3, s, "b", "r3", "b")
+	f.next(t)
+	if err := result(t, d); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	e := request(context.Background(), s, "a", "r4", "a")
+	if p := f.next(t); p != "a" {
+		t.Fatalf("started %s", p)
+	}
+	f.results["a"] <- nil
+	if err := result(t, e); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -76,7 +76,12 @@ func (a *app) renderer() (tsync.Renderer, error) {
 		a.log.Debug("rendering in child processes", "parallel", parallel, "memoryLimit", a.renderMem, "cpuLimit", a.renderCPU)
 	}
 	limits := fmt.Sprintf("memory %d bytes, CPU %v", iso.MemoryLimit, iso.CPULimit)
-	return render.NewScheduler(iso.Build, parallel, limits).Build, nil
+	s := render.NewScheduler(iso.Build, parallel, limits)
+	// A render whose reconcile timed out goes on to its CPU limit (twice
+	// the hard one, against a loaded machine), so a failure by a limit is
+	// remembered.
+	s.Overrun = 2 * render.HardCPULimit(a.renderCPU)
+	return s.Build, nil
 }
 
 // run is the whole binary: main only adds the process environment and turns
