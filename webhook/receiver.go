@@ -213,8 +213,9 @@ func (r *Receiver) SetTargets(targets []Target) {
 // ServeHTTP serves GitHubPath and GenericPath; see the package
 // documentation for the protocol.
 //
-// A delivery without a well-formed signature header is refused before its
-// body is read (it never holds an in-flight slot); every other delivery's
+// A delivery without a well-formed signature header (a registry
+// notification without a known secret) is refused before its body is read
+// (it never holds an in-flight slot); every other delivery's
 // body is read (bounded) and its signature checked before anything else
 // is decided, so a flood of unsigned or badly signed requests
 // cannot keep a correctly signed one out: refusals are counted per source
@@ -241,19 +242,14 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, errorResponse{Error: "use POST"})
 		return
 	}
-	if endpoint != "registry" {
-		// A delivery without a well-formed signature header is refused
-		// before its body is read, so it never holds an in-flight slot
-		// that a signed delivery would need.
-		header := SignatureHeader
-		if endpoint == "github" {
-			header = GitHubSignatureHeader
-		}
-		if _, err := parseSignature(req.Header.Get(header)); err != nil {
-			w.Header().Set("Connection", "close") // the body is not read
-			r.answer(w, log, addr, outcome{status: http.StatusUnauthorized, result: "unsigned: " + err.Error(), clientError: err.Error() + " (" + header + ")"})
-			return
-		}
+	// A delivery without a well-formed signature header (or, for
+	// registries, without a known secret, which needs no body to check)
+	// is refused before its body is read, so it never holds an in-flight
+	// slot that a signed delivery would need.
+	if o, refused := r.refuseUnsigned(req, endpoint); refused {
+		w.Header().Set("Connection", "close") // the body is not read
+		r.answer(w, log, addr, o)
+		return
 	}
 	if !r.inFlight.enter(addr) {
 		// A refusal like the others: logged within the address's budget,
@@ -278,6 +274,29 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// in tests with a recorder; the server's own timeout still applies.)
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.bodyTime))
 	r.answer(w, log, addr, r.receive(req, endpoint, handle, r.refusals.hasBudget(addr, r.now())))
+}
+
+// refuseUnsigned returns the refusal of a delivery that can be refused
+// from its headers alone: no well-formed signature header (GitHub,
+// generic), or no registry secret in its Authorization header or, without
+// one, its token parameter (registry; whether a token parameter may stand
+// for the header depends on the body, checked later).
+func (r *Receiver) refuseUnsigned(req *http.Request, endpoint string) (outcome, bool) {
+	if endpoint == "registry" {
+		auth := req.Header.Get("Authorization")
+		if r.registryFor(auth) != nil || (auth == "" && r.registryFor(req.URL.Query().Get(RegistryTokenParam)) != nil) {
+			return outcome{}, false
+		}
+		return outcome{event: "registry", status: http.StatusUnauthorized, result: "invalid registry secret", clientError: registrySecretHelp}, true
+	}
+	header := SignatureHeader
+	if endpoint == "github" {
+		header = GitHubSignatureHeader
+	}
+	if _, err := parseSignature(req.Header.Get(header)); err != nil {
+		return outcome{status: http.StatusUnauthorized, result: "unsigned: " + err.Error(), clientError: err.Error() + " (" + header + ")"}, true
+	}
+	return outcome{}, false
 }
 
 // answer charges a refusal to the address's budget (answering 429 past

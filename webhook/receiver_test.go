@@ -789,8 +789,9 @@ func TestSlowBodiesLoseTheirSlots(t *testing.T) {
 	}
 }
 
-// A delivery without a well-formed signature header is refused before its
-// body is read: however many such senders trickle their bodies, none
+// A delivery without a well-formed signature header (a registry
+// notification without a known secret) is refused before its body is
+// read: however many such senders trickle their bodies, none
 // holds an in-flight slot, and a signed delivery from the same address is
 // served while they are still connected. (With the slots taken, the
 // unsigned ones would wait for the hour-long body timeout and the signed
@@ -799,25 +800,31 @@ func TestUnsignedDeliveriesHoldNoSlot(t *testing.T) {
 	var tr triggers
 	r := New(Options{Trigger: tr.trigger, MaxInFlight: 4, BodyTimeout: time.Hour})
 	r.SetTargets(testTargets())
+	r.SetRegistryTargets([]RegistryTarget{{Host: "reg.example.com", Secret: []byte("s3cret")}})
 	srv := httptest.NewServer(r)
 	defer srv.Close()
-	for i := 0; i < 8; i++ {
+	for i := 0; i < 16; i++ {
 		c, err := net.Dial("tcp", srv.Listener.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		sig := ""
-		if i%2 == 1 {
+		path, sig := GenericPath, ""
+		switch i % 4 {
+		case 1:
 			sig = SignatureHeader + ": sha1=abc\r\n" // not a sha256 signature
+		case 2:
+			path = RegistryPath // no secret
+		case 3:
+			path, sig = RegistryPath+"?"+RegistryTokenParam+"=wrong", "Authorization: Bearer wrong\r\n"
 		}
-		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: 1000\r\n\r\n{\"sy", GenericPath, sig)
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: 1000\r\n\r\n{\"sy", path, sig)
 		if err := c.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		status, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil || !strings.Contains(status, " 401 ") {
-			t.Fatalf("unsigned slow sender %d got %q (%v), want 401 at once", i, status, err)
+			t.Fatalf("unsigned slow sender %d (%s) got %q (%v), want 401 at once", i, path, status, err)
 		}
 	}
 	body := `{"sync":"byname"}`

@@ -30,6 +30,10 @@ type RegistryTarget struct {
 	Secret []byte
 }
 
+// registrySecretHelp is what a registry notification without a valid
+// secret is told.
+const registrySecretHelp = "invalid or missing secret (Authorization: Bearer <secret>; Docker Hub: ?" + RegistryTokenParam + "=<secret>)"
+
 // RegistryTokenParam is the URL query parameter that carries the shared
 // secret for senders that cannot set a header (Docker Hub).
 const RegistryTokenParam = "token"
@@ -123,8 +127,7 @@ func (r *Receiver) registry(req *http.Request, body []byte, _ []byte, _ bool) ou
 		target = r.registryFor(req.URL.Query().Get(RegistryTokenParam))
 	}
 	if target == nil {
-		o.status, o.result, o.clientError = http.StatusUnauthorized, "invalid registry secret",
-			"invalid or missing secret (Authorization: Bearer <secret>; Docker Hub: ?"+RegistryTokenParam+"=<secret>)"
+		o.status, o.result, o.clientError = http.StatusUnauthorized, "invalid registry secret", registrySecretHelp
 		return o
 	}
 	if parsed != nil {
