@@ -297,10 +297,27 @@ func changeAt(c *Change, live *unstructured.Unstructured, entries []managed, p f
 		}
 	}
 	sort.Strings(fc.Managers)
-	if secret && (strings.HasPrefix(path, "data.") || strings.HasPrefix(path, "stringData.")) {
+	if secret && !shownOnSecret(path) {
 		fc.Desired, fc.Live = "***", "***"
 	}
 	return fc, true
+}
+
+// shownOnSecret reports whether the value at path (a field path of a
+// Secret) may be shown: its labels and the annotations tether writes (a
+// file, a revision, an inventory). Every other value is masked: data and
+// stringData, and annotations too, which may hold a value (kubectl's
+// last-applied copy does, and anyone may annotate a Secret with a token).
+func shownOnSecret(path string) bool {
+	if strings.HasPrefix(path, "metadata.labels.") {
+		return true
+	}
+	for _, a := range []string{contract.SourceAnnotation, contract.RevisionAnnotation, contract.OwningInventoryAnnotation} {
+		if path == "metadata.annotations."+a {
+			return true
+		}
+	}
+	return false
 }
 
 // keptDrift describes as drift the fields of c that others changed with

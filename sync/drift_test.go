@@ -102,6 +102,41 @@ func TestDetectDriftMasksSecrets(t *testing.T) {
 	}
 }
 
+// Every value of a Secret is masked in its drift, annotations too (they
+// may hold a token); only labels and tether's own annotations are shown.
+func TestDetectDriftMasksSecretAnnotations(t *testing.T) {
+	meta := func(token, app string) map[string]any {
+		return map[string]any{"name": "s", "namespace": "default",
+			"labels":      map[string]any{"app": app},
+			"annotations": map[string]any{"example.com/token": token, contract.SourceAnnotation: "app/secret.yaml"}}
+	}
+	fields := map[string]any{"f:metadata": map[string]any{
+		"f:labels":      map[string]any{"f:app": map[string]any{}},
+		"f:annotations": map[string]any{"f:example.com/token": map[string]any{}, "f:" + contract.SourceAnnotation: map[string]any{}}}}
+	secret := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": meta("t0ken-in-git", "web")}}
+	applied := secret.DeepCopy()
+	applied.Object["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{
+		"manager": "tether", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": fields}}
+	live := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": meta("t0ken-by-hand", "db")}}
+	live.Object["metadata"].(map[string]any)["annotations"].(map[string]any)[contract.SourceAnnotation] = "elsewhere.yaml"
+	live.Object["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{
+		"manager": "kubectl-annotate", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": fields}}
+	c := &Change{Desired: secret, ID: object.ObjMetadata{GroupKind: schema.GroupKind{Kind: "Secret"}, Namespace: "default", Name: "s"}, owned: tetherFields(applied)}
+	d, err := DetectDrift(c, live, nil)
+	if err != nil || d == nil {
+		t.Fatalf("drift %v, %v", d, err)
+	}
+	got := d.Summary()
+	for _, want := range []string{"metadata.annotations.example.com/token: *** → ***", "metadata.labels.app: web → db", "app/secret.yaml → elsewhere.yaml"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "t0ken") {
+		t.Errorf("summary %q shows the annotation's value", got)
+	}
+}
+
 // Without a record of what tether owned, drift cannot be told.
 func TestDetectDriftNeedsABaseline(t *testing.T) {
 	c := &Change{Desired: desiredObjects(t)["ConfigMap"]}
