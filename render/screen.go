@@ -54,9 +54,10 @@ const MaxWideWork = 4 * MaxMappingKeys * MaxMappingKeys
 const wideWorkMin = 2_000
 
 // wideCheckMin is the smallest file that can hold a mapping of
-// wideWorkMin keys (each key and value take a few bytes at least); smaller
-// files are not parsed for the checks.
-const wideCheckMin = 4 * wideWorkMin
+// wideWorkMin keys: each key takes two bytes at least (a flow mapping
+// {a,b,...} spends one on the key and one on the comma, and keys must
+// differ, so most take more); smaller files are not parsed for the checks.
+const wideCheckMin = 2 * wideWorkMin
 
 // wideError is a mapping with more keys than MaxMappingKeys.
 type wideError struct {

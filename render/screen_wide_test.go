@@ -19,6 +19,30 @@ func wideConfigMap(keys int) string {
 	return b.String()
 }
 
+// denseFlowMapping is a flow mapping of n distinct keys without values,
+// each key as short as it can be: {a,b,...,aa,ab,...}.
+func denseFlowMapping(n int) string {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	keys := make([]string, 0, n)
+	for l := 1; len(keys) < n; l++ {
+		var gen func(prefix string)
+		gen = func(prefix string) {
+			if len(keys) == n {
+				return
+			}
+			if len(prefix) == l {
+				keys = append(keys, prefix)
+				return
+			}
+			for _, c := range letters {
+				gen(prefix + string(c))
+			}
+		}
+		gen("")
+	}
+	return "{" + strings.Join(keys, ",") + "}\n"
+}
+
 // A mapping wider than MaxMappingKeys is refused before kustomize spends
 // minutes of CPU on it; one just under the cap renders.
 func TestWideMappingRefused(t *testing.T) {
@@ -70,6 +94,9 @@ func TestScreenCountsWideWork(t *testing.T) {
 		{"at the threshold", wideConfigMap(wideWorkMin), wideWorkMin * wideWorkMin},
 		{"two documents", wideConfigMap(3000) + "---\n" + wideConfigMap(4000), 3000*3000 + 4000*4000},
 		{"nested", nested(5000), 5000 * 5000},
+		// Keys as short as they can be, in a flow mapping: 2,000 of them
+		// fit in under 7,000 bytes.
+		{"dense flow mapping", denseFlowMapping(wideWorkMin), wideWorkMin * wideWorkMin},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, work, err := screenYAML([]byte(tc.data), DefaultMaxYAMLNodes)
@@ -80,6 +107,12 @@ func TestScreenCountsWideWork(t *testing.T) {
 				t.Errorf("work = %d, want %d", work, tc.want)
 			}
 		})
+	}
+	// Under 40,000 bytes, too small for the check before it counted two
+	// bytes a key.
+	dense := denseFlowMapping(MaxMappingKeys + 1)
+	if _, _, err := screenYAML([]byte(dense), DefaultMaxYAMLNodes); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("a dense flow mapping of %d keys in %d bytes: %v, want a refusal", MaxMappingKeys+1, len(dense), err)
 	}
 }
 
