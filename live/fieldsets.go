@@ -31,7 +31,8 @@ type FieldSets struct {
 }
 
 // NewFieldSets returns a FieldSets that keeps at most max distinct sets;
-// past them, objects keep their own.
+// when a new one would pass them, it forgets those it kept and starts
+// again, so a long-lived cache whose objects change keeps sharing.
 func NewFieldSets(max int) *FieldSets { return &FieldSets{max: max} }
 
 // Share replaces the field set of each managedFields entry of obj with an
@@ -55,9 +56,15 @@ func (f *FieldSets) Share(obj *unstructured.Unstructured) {
 		f.mu.Lock()
 		if seen, ok := f.sets[string(key)]; ok {
 			entry["fieldsV1"] = seen
-		} else if f.max == 0 || len(f.sets) < f.max {
+		} else {
 			if f.sets == nil {
 				f.sets = map[string]map[string]any{}
+			}
+			if f.max > 0 && len(f.sets) >= f.max {
+				// Full: start again, so that the sets of objects that
+				// come later are shared among them (the objects that
+				// share the old ones keep theirs).
+				clear(f.sets)
 			}
 			f.sets[string(key)] = set
 		}

@@ -21,26 +21,29 @@ func setOf(u *unstructured.Unstructured) uintptr {
 	return uintptr(reflect.ValueOf(m).UnsafePointer())
 }
 
-// A bounded FieldSets shares the sets it keeps and, once it keeps max of
-// them, leaves new ones alone instead of growing.
+// A bounded FieldSets shares the sets it keeps, never keeps more than max,
+// and when a new set would pass max it starts again, so that sets seen
+// later are shared too (a watch's objects change over days).
 func TestFieldSetsBound(t *testing.T) {
 	f := NewFieldSets(2)
 	for i := range 3 {
 		f.Share(withFieldSet(fmt.Sprint(i)))
+		if len(f.sets) > 2 {
+			t.Fatalf("%d sets kept, want at most 2", len(f.sets))
+		}
 	}
-	if len(f.sets) != 2 {
-		t.Fatalf("%d sets kept, want 2", len(f.sets))
+	shared := func(key string) bool {
+		a, b := withFieldSet(key), withFieldSet(key)
+		f.Share(a)
+		f.Share(b)
+		return setOf(a) == setOf(b)
 	}
-	a, b := withFieldSet("0"), withFieldSet("0")
-	f.Share(a)
-	f.Share(b)
-	if setOf(a) != setOf(b) {
-		t.Error("a kept set is not shared")
-	}
-	c, d := withFieldSet("2"), withFieldSet("2")
-	f.Share(c)
-	f.Share(d)
-	if setOf(c) == setOf(d) {
-		t.Error("a set past the bound is shared")
+	for _, key := range []string{"2", "0", "7", "8", "9"} {
+		if !shared(key) {
+			t.Errorf("set %s, seen after the table filled, is not shared", key)
+		}
+		if len(f.sets) > 2 {
+			t.Fatalf("%d sets kept, want at most 2", len(f.sets))
+		}
 	}
 }

@@ -103,7 +103,11 @@ func (r *run) write(ctx context.Context, c *Change) error {
 	if err != nil {
 		return apiMessage(err)
 	}
-	c.owned = ownedInAnswer(answer)
+	if c.owned = ownedInAnswer(answer); c.owned == nil {
+		// Drift is told from what tether owns; without it the object's
+		// drift goes unseen until the next write that answers with it.
+		r.s.log.Warn("the API server's answer to the apply holds no managed fields of tether: drift of this object is not tracked until its next write", "sync", r.opts.Name, "object", c.Ref())
+	}
 	r.s.log.Debug("applied", "sync", r.opts.Name, "object", c.Ref(), "action", string(c.Action))
 	return nil
 }
