@@ -188,7 +188,8 @@ func (s *Scheduler) Build(ctx context.Context, req Request) ([]Resource, error) 
 		return res.rs, res.err
 	}
 	s.mu.Lock()
-	if !r.ended {
+	ended := r.ended
+	if !ended {
 		s.overrun[req.Sync] = r
 		// Bounded: a render that neither ends nor fails by its limits
 		// (it should not exist) gives its place back after Overrun.
@@ -199,6 +200,10 @@ func (s *Scheduler) Build(ctx context.Context, req Request) ([]Resource, error) 
 		}()
 	}
 	s.mu.Unlock()
+	if ended { // just now: its outcome is here
+		res := <-done
+		return res.rs, res.err
+	}
 	return nil, &Error{File: displayDir(req.Options.Path), Reason: fmt.Sprintf("build cancelled: %v; the render goes on for up to %v so that a failure by a limit is remembered", ctx.Err(), s.Overrun), Err: ctx.Err()}
 }
 
