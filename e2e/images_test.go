@@ -707,14 +707,25 @@ func TestImagesPushRace(t *testing.T) {
 		t.Errorf("the newest write-back round: %+v %v", w, err)
 	}
 	// Every update of main was a fast-forward.
-	reflog, err := exec.Command("git", "-C", repo.Bare, "reflog", "show", "--format=%H", "refs/heads/main").Output()
+	onlyFastForwards(t, repo.Bare, "main", 0)
+}
+
+// onlyFastForwards checks that branch of the bare repository moved only
+// by fast-forwards (each entry of its reflog an ancestor of the next),
+// and at least min times.
+func onlyFastForwards(t *testing.T, bare, branch string, min int) {
+	t.Helper()
+	reflog, err := exec.Command("git", "-C", bare, "reflog", "show", "--format=%H", "refs/heads/"+branch).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	hashes := strings.Fields(string(reflog))
+	if len(hashes) < min {
+		t.Errorf("the reflog of %s has %d entries, want at least %d", branch, len(hashes), min)
+	}
 	for i := 0; i+1 < len(hashes); i++ {
-		if err := exec.Command("git", "-C", repo.Bare, "merge-base", "--is-ancestor", hashes[i+1], hashes[i]).Run(); err != nil {
-			t.Errorf("main moved from %s to %s without a fast-forward", hashes[i+1], hashes[i])
+		if err := exec.Command("git", "-C", bare, "merge-base", "--is-ancestor", hashes[i+1], hashes[i]).Run(); err != nil {
+			t.Errorf("%s moved from %s to %s without a fast-forward", branch, hashes[i+1], hashes[i])
 		}
 	}
 }
@@ -878,19 +889,7 @@ func TestImagesWriteBackSSHToBranch(t *testing.T) {
 	}
 
 	// Every update of the branch was a fast-forward.
-	reflog, err := exec.Command("git", "-C", repo.Bare, "reflog", "show", "--format=%H", "refs/heads/image-updates").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hashes := strings.Fields(string(reflog))
-	if len(hashes) < 5 {
-		t.Errorf("the branch's reflog has %d entries", len(hashes))
-	}
-	for i := 0; i+1 < len(hashes); i++ {
-		if err := exec.Command("git", "-C", repo.Bare, "merge-base", "--is-ancestor", hashes[i+1], hashes[i]).Run(); err != nil {
-			t.Errorf("image-updates moved from %s to %s without a fast-forward", hashes[i+1], hashes[i])
-		}
-	}
+	onlyFastForwards(t, repo.Bare, "image-updates", 5)
 }
 
 // Bad input is reported in /status, with the sync still applying what git
