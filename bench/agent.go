@@ -68,7 +68,7 @@ func (s agentSync) appliedCommit() string {
 // ServiceAccount, with leader election as installed (a Lease of its own,
 // so it never waits for an earlier agent's to expire), its log in dir, and
 // waits until it answers /readyz.
-func (b *bench) startAgent(ctx context.Context, dir, configPath, lease string) (*agentProc, error) {
+func (b *bench) startAgent(ctx context.Context, dir, configPath, lease string, extra ...string) (*agentProc, error) {
 	port, err := cluster.FreePort()
 	if err != nil {
 		return nil, err
@@ -98,6 +98,7 @@ func (b *bench) startAgent(ctx context.Context, dir, configPath, lease string) (
 		"--namespace", b.ids.tether.Namespace,
 		"--leader-elect-lease", lease,
 		"--log-format", "text")
+	p.cmd.Args = append(p.cmd.Args, extra...)
 	p.cmd.Env = append(childEnv(), "KUBECONFIG="+b.ids.tether.Kubeconfig, "HOME="+dir)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

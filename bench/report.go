@@ -202,6 +202,15 @@ func (sc *scaleResults) report(w io.Writer) {
 		fmt.Fprintf(w, "  requests while idle:                        %s\n", m.idle.summary())
 		fmt.Fprintf(w, "                                              (%s); %d polls (ref listings), %.0f skipped reconciles, agent CPU %s\n", m.idle.counts.resourceSummary(), m.idle.polls, m.idle.skipped, formatDuration(m.idle.cpu))
 		fmt.Fprintf(w, "  agent memory after the push:                RSS %s, peak %s\n", formatKiB(m.rssKiB), formatKiB(m.peakKiB))
+		fmt.Fprintf(w, "  renders at once (--render-memory-budget; the default gives 2), the push to all applied:\n")
+		fmt.Fprintf(w, "    2: %s (above)\n", formatDuration(m.push))
+		for _, r := range m.parallel {
+			if r.err != nil {
+				fmt.Fprintf(w, "    %d: FAILED: %v\n", r.renders, r.err)
+				continue
+			}
+			fmt.Fprintf(w, "    %d: %s, %.2f of the default's time; agent peak RSS %s\n", r.renders, formatDuration(r.push), r.push.Seconds()/m.push.Seconds(), formatKiB(r.peakKiB))
+		}
 	}
 	fmt.Fprintln(w)
 	if bd := sc.build; bd.err != nil {

@@ -75,8 +75,24 @@ type manySyncs struct {
 	// idle is the agent's cost over idleWindow with nothing to do.
 	idle            idleRun
 	rssKiB, peakKiB int64
-	err             error
+	// parallel is the same kind of push with other numbers of renders at
+	// once (the default memory budget gives 2), each in an agent started
+	// afresh.
+	parallel []parallelPush
+	err      error
 }
+
+// parallelPush is one push to every folder with renders renders at once.
+type parallelPush struct {
+	renders int
+	push    time.Duration
+	peakKiB int64
+	err     error
+}
+
+// sweptRenders are the numbers of renders at once the many-syncs step
+// also measures, besides the default.
+var sweptRenders = []int{1, 3}
 
 // buildAtScale is `tether build` beside `kustomize build` of one
 // kustomization.
@@ -293,6 +309,58 @@ func (b *bench) manySyncs(ctx context.Context) (m manySyncs) {
 	fmt.Fprintf(b.out, "bench: agent: push to all %d applied in %s; RSS %s, peak %s\n", m.syncs, formatDuration(m.push), formatKiB(m.rssKiB), formatKiB(m.peakKiB))
 	for i := 0; i < m.syncs && m.err == nil; i++ {
 		m.err = b.verify(ctx, set, namespace(i), step{name: "the push", wantConfigMaps: set.configMaps}, true)
+	}
+	if m.err != nil {
+		return m
+	}
+
+	// The same push with other numbers of renders at once: an agent
+	// started afresh with the memory budget for that many, which first
+	// reconciles every sync (nothing to write), then gets a push touching
+	// every folder (another ConfigMap each time).
+	p.stop()
+	rev := second
+	for n, renders := range sweptRenders {
+		r := parallelPush{renders: renders}
+		r.err = func() error {
+			q, err := b.startAgent(ctx, dir, cfg, "bench-many-syncs", "--render-memory-budget", fmt.Sprintf("%dMi", renders*768))
+			if err != nil {
+				return err
+			}
+			defer q.stop()
+			if _, err := q.waitApplied(ctx, agentTimeout, want(rev)); err != nil {
+				return fmt.Errorf("restarted with %d renders at once: %w (log: %s)", renders, err, q.logPath)
+			}
+			b.settle(ctx)
+			changes := map[string]string{}
+			for i := 0; i < m.syncs; i++ {
+				changes[folder(i)+"/"+configMapFile(1+n)] = configMapYAML(namespace(i), 1+n, fmt.Sprintf("-renders-%d", renders))
+			}
+			next, err := repo.Commit(fmt.Sprintf("change another ConfigMap in every folder (%d renders at once)", renders), changes)
+			if err != nil {
+				return err
+			}
+			pushed := time.Now()
+			if _, err := sendPushWebhook(q.hookURL, repo.URL, next); err != nil {
+				return err
+			}
+			applied, err := q.waitApplied(ctx, agentTimeout, want(next))
+			if err != nil {
+				return fmt.Errorf("after the push with %d renders at once: %w (log: %s)", renders, err, q.logPath)
+			}
+			r.push, rev = applied.Sub(pushed), next
+			_, r.peakKiB, err = q.memory()
+			return err
+		}()
+		if r.err == nil {
+			fmt.Fprintf(b.out, "bench: agent: with %d renders at once, push to all %d applied in %s; peak %s\n", renders, m.syncs, formatDuration(r.push), formatKiB(r.peakKiB))
+		} else {
+			fmt.Fprintf(b.out, "bench: agent: with %d renders at once: FAILED: %v\n", renders, r.err)
+		}
+		m.parallel = append(m.parallel, r)
+		if r.err != nil {
+			break
+		}
 	}
 	return m
 }
