@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 
@@ -52,5 +53,55 @@ func TestFieldSetsShareEqualSets(t *testing.T) {
 	}
 	if f.owned(&unstructured.Unstructured{Object: map[string]any{}}) != nil {
 		t.Error("an object without managed fields has an owned set")
+	}
+}
+
+// Objects that share field sets (as a reconcile's LISTs and the watch
+// cache make them) come out of every path that reads them unchanged: the
+// no-op proof, drift detection, kept drift, the autoscaler rule, the
+// take-over patch and the list of other writers. A path that changed a
+// shared set in place would change the other object too.
+func TestSharedFieldSetsStayUntouched(t *testing.T) {
+	desired := desiredObjects(t)["Deployment"]
+	var sets fieldSets
+	a, b := loadJSON(t, "deployment-set-image.json"), loadJSON(t, "deployment-set-image.json")
+	sets.Share(a)
+	sets.Share(b)
+	for i := range a.GetManagedFields() {
+		sa := a.Object["metadata"].(map[string]any)["managedFields"].([]any)[i].(map[string]any)["fieldsV1"]
+		sb := b.Object["metadata"].(map[string]any)["managedFields"].([]any)[i].(map[string]any)["fieldsV1"]
+		if reflect.ValueOf(sa).UnsafePointer() != reflect.ValueOf(sb).UnsafePointer() {
+			t.Fatalf("the two objects do not share field set %d", i)
+		}
+	}
+	before, err := b.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, why := ProvenUnchanged(desired, a); why == "" {
+		t.Error("the no-op proof gave no reason for a changed image")
+	}
+	c := appliedChange(t, desired.DeepCopy(), "deployment.json")
+	if d, err := DetectDrift(c, a, []IgnoreRule{{Group: "apps", Kind: "Deployment", Paths: []string{"spec.replicas"}}}); err != nil || d == nil {
+		t.Errorf("drift %v, %v", d, err)
+	}
+	c.Live = a
+	_ = keptDrift(c, []string{`.spec.template.spec.containers[name="app"].image`})
+	c.autoscaled = true
+	fitReplicas(c)
+	c.SetBaseline(a)
+	_ = needsTakeOver(a)
+	if _, err := takeOverPatch(a, "apps/v1"); err != nil {
+		t.Error(err)
+	}
+	_ = OtherWriters(a)
+	for name, obj := range map[string]*unstructured.Unstructured{"the object read": a, "the object beside it": b} {
+		after, err := obj.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(after, before) {
+			t.Errorf("%s changed:\nbefore %s\nafter  %s", name, before, after)
+		}
 	}
 }
