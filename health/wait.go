@@ -41,6 +41,7 @@ type TimeoutError struct {
 	Unhealthy map[object.ObjMetadata]Result
 }
 
+// Error names the timeout and each unhealthy object with its message.
 func (e *TimeoutError) Error() string {
 	lines := make([]string, 0, len(e.Unhealthy))
 	for id, r := range e.Unhealthy {

@@ -30,6 +30,7 @@ type RateLimitedError struct {
 	Until time.Time
 }
 
+// Error names the host and when it may be asked again.
 func (e *RateLimitedError) Error() string {
 	return fmt.Sprintf("registry %s is rate limiting (HTTP 429): no request to it before %s", e.Host, e.Until.UTC().Format(time.RFC3339))
 }

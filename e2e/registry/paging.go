@@ -39,6 +39,8 @@ func (p *Pager) SetTags(n int, tag func(i int) string) {
 	p.n, p.tags = n, tag
 }
 
+// ServeHTTP answers the registry API's tag list (paged, as SetTags set
+// it) and counts every request.
 func (p *Pager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.Requests.Add(1)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
