@@ -245,9 +245,9 @@ func Load(path string) (*Config, error) { return LoadWith(path, Limits{}) }
 type Limits struct {
 	// RenderCPULimit is the CPU time one render may take (tether's
 	// --render-cpu-limit): every sync's timeout must be longer than a
-	// render may run (render.HardCPULimit), or a render that fails by
-	// the limit would be cancelled by the timeout first, never remembered
-	// as failed, and rendered again at every retry.
+	// render may run (render.HardCPULimit), or every reconcile of a
+	// revision that fails by the limit would time out before its render
+	// could say so.
 	RenderCPULimit time.Duration
 }
 

@@ -306,5 +306,5 @@ func (d *decoder) checkTimeout(line int, path string, t time.Duration) {
 		return
 	}
 	hard := render.HardCPULimit(d.lim.RenderCPULimit)
-	d.addf(line, path, "%s is not longer than a render may take (--render-cpu-limit %s; a render is killed at %s of CPU): a render that fails by the limit would be cancelled first, never remembered as failed, and rendered again at every retry; set more than %s, or lower --render-cpu-limit", t, d.lim.RenderCPULimit, hard, hard)
+	d.addf(line, path, "%s is not longer than a render may take (--render-cpu-limit %s; a render is killed at %s of CPU): every reconcile of a revision that fails by the limit would time out before its render could say so; set more than %s, or lower --render-cpu-limit", t, d.lim.RenderCPULimit, hard, hard)
 }

@@ -36,9 +36,9 @@ const (
 const cpuGrace = 5 * time.Second
 
 // HardCPULimit is the CPU time at which the kernel kills a render whose
-// CPU limit is limit. Whoever cancels renders by a deadline (a sync's
-// timeout) should allow longer, or a render that would fail by the limit
-// is cancelled first, and its failure is never remembered.
+// CPU limit is limit. Whoever gives renders a deadline (a sync's timeout)
+// should allow longer, or a render that fails by the limit outlasts it
+// (see Scheduler.Overrun).
 func HardCPULimit(limit time.Duration) time.Duration { return limit + cpuGrace }
 
 // childReport is the child's end of the report pipe; a nil one reports
