@@ -779,7 +779,7 @@ func (ia *imageAutomation) follow(ctx context.Context, s config.Sync, policy str
 			case images.RolloutFailed:
 				pr.Fail(images.Failure{Tag: r.Tag, Workload: r.Workload, From: r.From, Reason: msg, At: r.Finished}, pol)
 			case images.RolloutSucceeded:
-				pr.LastGood = r.Tag
+				pr.Succeeded(r.Tag)
 			}
 			return nil
 		})

@@ -141,8 +141,9 @@ func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *Poli
 		if s.Marker.Pin || pr.LastWritten == nil || tag == pr.LastWritten.Tag || base.Unmerged {
 			continue
 		}
-		if pr.HasFailed(pr.LastWritten.Tag) && tag == rollbackBase(pr, pr.LastWritten.Tag) {
-			// Where tether rolls back to after its tag failed: its own
+		if pr.HasFailed(pr.LastWritten.Tag) && !pr.HasFailed(tag) && atOrAbove(p, tag, rollbackBase(pr, pr.LastWritten.Tag)) {
+			// Where tether rolls back to after its tag failed (the last
+			// good tag, or a tag between it and the failed one): its own
 			// rollback (the records may not have been saved after it
 			// pushed), or a person doing the same; not a hold either way.
 			continue
@@ -197,6 +198,19 @@ func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *Poli
 		pp.Target, pp.Rollback = back, failed
 		return pp
 	}
+	if base.Unmerged && pr.LastWritten != nil && pr.LastWritten.Branch != "" && target != "" && target == pr.LastWritten.Tag {
+		// A merge of the sync's branch into tether's pull-request branch
+		// takes the sync's tree and sets the markers again. A value there
+		// holding a failed tag (tether's, merged, and rolled back on its
+		// branch since) goes back to what the branch holds, the target,
+		// or the merge would undo the rollback.
+		for _, s := range sites {
+			if cur := s.Marker.CurrentTag(s.Value); !s.Marker.Pin && cur != "" && cur != target && pr.HasFailed(cur) {
+				pp.Target, pp.Rollback = target, cur
+				return pp
+			}
+		}
+	}
 	switch {
 	case target == "" && !scanned:
 		pp.Reason = "no successful scan of " + p.Image + " yet"
@@ -207,6 +221,19 @@ func decidePolicy(p *Policy, sites []Site, best []string, scanned bool, pr *Poli
 	}
 	pp.Target = target
 	return pp
+}
+
+// atOrAbove reports whether tag is base or newer in p's order; false when
+// base is "" or the two cannot be compared.
+func atOrAbove(p *Policy, tag, base string) bool {
+	if base == "" {
+		return false
+	}
+	if tag == base {
+		return true
+	}
+	newer, ok := p.Newer(tag, base)
+	return ok && newer
 }
 
 // ownFailedTag is the tag tether last wrote for the policy when a value

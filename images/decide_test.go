@@ -102,6 +102,14 @@ func TestDecide(t *testing.T) {
 		{name: "tether's rollback whose records were not saved is not taken for a manual one", yaml: file("tag: 1.0.0 # tether:image web:tag"), best: []string{"1.2.0", "1.0.0"},
 			rec:    &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, LastGood: "1.0.0", Failed: []Failure{{Tag: "1.2.0"}}}}},
 			target: "1.0.0"},
+		{name: "tether's rollback to a tag between the last good and the failed one, records not saved, is no manual rollback", yaml: file("tag: 1.1.0 # tether:image web:tag"),
+			best:   []string{"1.2.0", "1.1.0", "1.0.0"},
+			rec:    &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0"}, LastGood: "1.0.0", Failed: []Failure{{Tag: "1.2.0"}}}}},
+			target: "1.1.0"},
+		{name: "a merge forward keeps tether's rollback on its branch", yaml: file("tag: 1.2.0 # tether:image web:tag"), best: []string{"1.2.0", "1.1.0"},
+			rec: &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.1.0", Branch: "image-updates"}, LastGood: "1.0.0",
+				Failed: []Failure{{Tag: "1.2.0"}}}}}, base: Base{Unmerged: true},
+			changes: []string{"1: 1.2.0 → 1.1.0"}, target: "1.1.0", rollback: "1.2.0", rolledBack: []int{1}},
 		{name: "a failed tag merged by squash while the branch stays is rolled back", yaml: file("tag: 1.2.0 # tether:image web:tag"), best: []string{"1.2.0"},
 			rec: &Records{Policies: map[string]*PolicyRecord{"web": {LastWritten: &Written{Tag: "1.2.0", Branch: "image-updates"}, LastGood: "1.0.0",
 				Failed: []Failure{{Tag: "1.2.0"}}}}}, base: Base{Unmerged: true},
@@ -345,5 +353,32 @@ func TestFailingLastGoodTagIsForgotten(t *testing.T) {
 	pr.Fail(Failure{Tag: "1.0.0"}, nil)
 	if pr.LastGood != "" {
 		t.Errorf("LastGood %q after its own rollout failed, want none", pr.LastGood)
+	}
+	// Where the failing workload came from is good as far as is known,
+	// unless it failed too.
+	pr = &PolicyRecord{LastGood: "1.1.0"}
+	pr.Fail(Failure{Tag: "1.1.0", From: "1.0.5"}, nil)
+	if pr.LastGood != "1.0.5" {
+		t.Errorf("LastGood %q after it failed coming from 1.0.5, want 1.0.5", pr.LastGood)
+	}
+	pr = &PolicyRecord{LastGood: "1.1.0", Failed: []Failure{{Tag: "1.0.5"}}}
+	pr.Fail(Failure{Tag: "1.1.0", From: "1.0.5"}, nil)
+	if pr.LastGood != "" {
+		t.Errorf("LastGood %q, a tag that failed, want none", pr.LastGood)
+	}
+}
+
+// One policy, two workloads: a tag that failed on one and then completed
+// on the other does not become the last good tag.
+func TestSucceededAfterAFailureIsNotGood(t *testing.T) {
+	pr := &PolicyRecord{LastGood: "1.1.0"}
+	pr.Fail(Failure{Tag: "1.2.0", Workload: "a"}, nil)
+	pr.Succeeded("1.2.0")
+	if pr.LastGood != "1.1.0" {
+		t.Errorf("LastGood %q after 1.2.0 failed on one workload and completed on another, want 1.1.0", pr.LastGood)
+	}
+	pr.Succeeded("1.3.0")
+	if pr.LastGood != "1.3.0" {
+		t.Errorf("LastGood %q, want 1.3.0", pr.LastGood)
 	}
 }

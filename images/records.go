@@ -191,7 +191,11 @@ func (p *PolicyRecord) Fail(f Failure, pol *Policy) {
 	if f.Tag == p.LastGood {
 		// Good once, failed now: no longer where a rollback goes, and
 		// not let through the watermark once this failure is forgotten.
+		// The tag the workload ran before is good as far as is known.
 		p.LastGood = ""
+		if f.From != "" && f.From != f.Tag && !p.HasFailed(f.From) {
+			p.LastGood = f.From
+		}
 	}
 	p.Failed = append(p.Failed, f)
 	for len(p.Failed) > MaxFailedTags {
@@ -209,6 +213,15 @@ func (p *PolicyRecord) Fail(f Failure, pol *Policy) {
 		} else if newer, ok := pol.Newer(gone, p.FailedWatermark); newer || !ok {
 			p.FailedWatermark = gone
 		}
+	}
+}
+
+// Succeeded records that a rollout of tag completed: the last good tag,
+// unless tag failed another rollout (a policy that drives two workloads),
+// which keeps the last good tag where it was.
+func (p *PolicyRecord) Succeeded(tag string) {
+	if !p.HasFailed(tag) {
+		p.LastGood = tag
 	}
 }
 
