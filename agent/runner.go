@@ -14,6 +14,7 @@ import (
 
 	"github.com/tether-gitops/tether/config"
 	"github.com/tether-gitops/tether/metrics"
+	"github.com/tether-gitops/tether/render"
 	"github.com/tether-gitops/tether/source"
 	tsync "github.com/tether-gitops/tether/sync"
 )
@@ -193,7 +194,9 @@ func (r *runner) loop(ctx context.Context) {
 // a failure of the sync.
 func (r *runner) reconcile(parent context.Context) error {
 	started := time.Now()
-	ctx, cancel := context.WithTimeout(parent, r.cfg.Timeout)
+	// A render that outlasts the timeout goes on to its limits unless
+	// parent ends (render.Scheduler.Overrun).
+	ctx, cancel := context.WithTimeout(render.WithStop(parent, parent), r.cfg.Timeout)
 	defer cancel()
 	log := r.a.log.With("sync", r.cfg.Name)
 	art, err := r.src.Fetch(ctx)

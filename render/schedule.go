@@ -194,9 +194,15 @@ func (s *Scheduler) Build(ctx context.Context, req Request) ([]Resource, error) 
 		// Bounded: a render that neither ends nor fails by its limits
 		// (it should not exist) gives its place back after Overrun.
 		t := time.AfterFunc(s.Overrun, cancel)
+		// A stop (shutdown, lost lease, the sync removed) still kills it.
+		unstop := func() bool { return false }
+		if stop, ok := ctx.Value(stopKey{}).(context.Context); ok {
+			unstop = context.AfterFunc(stop, cancel)
+		}
 		go func() {
 			<-rctx.Done()
 			t.Stop()
+			unstop()
 		}()
 	}
 	s.mu.Unlock()
@@ -205,6 +211,18 @@ func (s *Scheduler) Build(ctx context.Context, req Request) ([]Resource, error) 
 		return res.rs, res.err
 	}
 	return nil, &Error{File: displayDir(req.Options.Path), Reason: fmt.Sprintf("build cancelled: %v; the render goes on for up to %v so that a failure by a limit is remembered", ctx.Err(), s.Overrun), Err: ctx.Err()}
+}
+
+// stopKey is the context key of WithStop.
+type stopKey struct{}
+
+// WithStop returns ctx carrying stop, the context whose end means the
+// render's caller stopped (shutdown, lost lease, the sync removed) rather
+// than timed out: a render that goes on after ctx's deadline (see
+// Scheduler.Overrun) is killed when stop ends. Give it the context the
+// reconcile's timeout is made from.
+func WithStop(ctx, stop context.Context) context.Context {
+	return context.WithValue(ctx, stopKey{}, stop)
 }
 
 // stopOverrun kills the render of sync going on after its deadline, if

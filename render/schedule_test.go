@@ -417,6 +417,26 @@ func TestSchedulerOverrun(t *testing.T) {
 		t.Fatalf("cancelled render: %v", err)
 	}
 
+	// A stop after the deadline (shutdown, lost lease, the sync removed)
+	// kills the overrunning render: its place comes back.
+	stopCtx, stopIt := context.WithCancel(context.Background())
+	deadline4, stop4 := context.WithTimeout(WithStop(stopCtx, stopCtx), 50*time.Millisecond)
+	defer stop4()
+	g := request(deadline4, s, "b", "r5", "b")
+	f.next(t)
+	if err := result(t, g); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	stopIt()
+	h := request(context.Background(), s, "a", "r5", "a")
+	if p := f.next(t); p != "a" {
+		t.Fatalf("started %s", p)
+	}
+	f.results["a"] <- nil
+	if err := result(t, h); err != nil {
+		t.Fatal(err)
+	}
+
 	// Overrun bounds a render that never ends: its place comes back.
 	s.Overrun = 50 * time.Millisecond
 	deadline3, stop3 := context.WithTimeout(context.Background(), 50*time.Millisecond)
