@@ -543,7 +543,7 @@ func (s *Syncer) Correct(ctx context.Context, opts Options, changes []*Change) (
 	ctx = kube.WithTally(ctx, tally)
 	var mu gosync.Mutex
 	var problems []string
-	parallel(ctx, r.opts.Concurrency, len(changes), func(ctx context.Context, i int) error {
+	skipped := parallel(ctx, r.opts.Concurrency, len(changes), func(ctx context.Context, i int) error {
 		c := changes[i]
 		if c.GVR.Empty() {
 			return nil
@@ -564,6 +564,13 @@ func (s *Syncer) Correct(ctx context.Context, opts Options, changes []*Change) (
 		c.owned = ownedInAnswer(answer)
 		return nil
 	})
+	// A change never started (the context ended first) was not put back:
+	// it says so, so that no caller counts it as corrected.
+	for i, err := range skipped {
+		if err != nil && changes[i].Err == nil {
+			changes[i].Err = fmt.Errorf("not put back: %w", err)
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return tally.Writes(), err
 	}

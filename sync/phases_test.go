@@ -245,6 +245,20 @@ func TestCorrectPutsDriftBack(t *testing.T) {
 	if e := byName["b"].Err; e == nil || !strings.Contains(e.Error(), "denied") {
 		t.Errorf("ConfigMap/app/b's Err is %v, want the refusal", e)
 	}
+	// Stopped before it started (a shutdown, a lost lease): no change may
+	// look put back.
+	delete(f.failApply, "ConfigMap/app/b")
+	byName["a"].Err, byName["b"].Err = nil, nil
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.syncer().Correct(stopped, testOpts, []*Change{byName["a"], byName["b"]}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a stopped correction: %v", err)
+	}
+	for _, name := range []string{"a", "b"} {
+		if e := byName[name].Err; !errors.Is(e, context.Canceled) {
+			t.Errorf("ConfigMap/app/%s's Err is %v after a correction that never started, want it not put back", name, e)
+		}
+	}
 }
 
 // Drifted compares everything but status; when nothing drifted it hands
