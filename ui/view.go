@@ -164,8 +164,9 @@ func attemptTime(a *agent.Attempt) time.Time {
 }
 
 // fingerprint identifies what the pages show of syncs: it changes when a
-// revision is fetched or applied, an attempt that did work ends, or the
-// outcome, health or error changes, and not on every poll that found
+// revision is fetched or applied, an attempt that did work ends, the
+// outcome, health or error changes, drift opens, changes or closes, or the
+// image automation's state changes, and not on every poll that found
 // nothing to do. The event stream compares it to tell the page to refresh.
 func fingerprint(st agent.Status, syncs []agent.SyncStatus) string {
 	type attempt struct {
@@ -178,10 +179,13 @@ func fingerprint(st agent.Status, syncs []agent.SyncStatus) string {
 		Last, Newest                   attempt
 		Unhealthy                      []agent.ObjectHealth
 		Objects, Failures              int
+		Drift                          []agent.DriftStatus
 	}
-	views := []any{st.Leader, st.ConfigError}
+	// The image automation as a whole: its states change with scans and
+	// write-backs, which the overview and the sync pages show.
+	views := []any{st.Leader, st.ConfigError, st.Images}
 	for _, s := range syncs {
-		v := view{Name: s.Name, Health: string(s.Health), Suspended: s.Suspended, Unhealthy: s.Unhealthy, Objects: s.Objects, Failures: s.ConsecutiveFailures}
+		v := view{Name: s.Name, Health: string(s.Health), Suspended: s.Suspended, Unhealthy: s.Unhealthy, Objects: s.Objects, Failures: s.ConsecutiveFailures, Drift: s.Drift}
 		if s.Fetched != nil {
 			v.Fetched = s.Fetched.Revision
 		}

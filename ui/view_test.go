@@ -112,6 +112,9 @@ func TestFingerprint(t *testing.T) {
 		"error":    func(s *agent.SyncStatus) { s.LastAttempt.Error = "boom" },
 		"attempt":  func(s *agent.SyncStatus) { s.History = []agent.Attempt{{At: at.Add(time.Minute)}} },
 		"failures": func(s *agent.SyncStatus) { s.ConsecutiveFailures = 2 },
+		"drift": func(s *agent.SyncStatus) {
+			s.Drift = []agent.DriftStatus{{Object: "ConfigMap app/a", Policy: "warn", Fields: []string{"data.k: 1 → 2 by kubectl-edit (Update)"}}}
+		},
 	} {
 		if fp(change) == same {
 			t.Errorf("a change of %s keeps the fingerprint", name)
@@ -124,6 +127,16 @@ func TestFingerprint(t *testing.T) {
 		if fp(change) != same {
 			t.Errorf("a change of %s changes the fingerprint", name)
 		}
+	}
+}
+
+// The image automation's state is part of the fingerprint too.
+func TestFingerprintImages(t *testing.T) {
+	syncs := []agent.SyncStatus{{Name: "a"}}
+	without := fingerprint(agent.Status{Leader: true}, syncs)
+	with := fingerprint(agent.Status{Leader: true, Images: &agent.ImagesStatus{}}, syncs)
+	if with == without {
+		t.Error("image state keeps the fingerprint")
 	}
 }
 
