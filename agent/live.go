@@ -437,7 +437,8 @@ func (r *runner) reconciledDrift(res *tsync.Result, foundBy string) int {
 			continue
 		}
 		d := r.putBack(c)
-		if d == nil {
+		if d == nil || tsync.DriftPolicyOf(c.Desired, r.cfg.Drift) == tsync.DriftIgnore {
+			// ignore: neither reported nor counted, as on the watch path.
 			continue
 		}
 		open := l.drift[c.ID]

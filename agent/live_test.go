@@ -383,6 +383,32 @@ func TestPollingReportsDriftItPutsBack(t *testing.T) {
 	}
 }
 
+// Under the policy ignore, what a polling reconcile writes back is
+// neither reported nor counted, as on the watch path.
+func TestPollingUnderIgnoreReportsNothing(t *testing.T) {
+	r, f, fl, rec := driftRunner(t, tsync.DriftIgnore)
+	fl.mu.Lock()
+	fl.ready = false
+	fl.mu.Unlock()
+	f.mu.Lock()
+	f.drifted = true
+	f.change = func(c *tsync.Change) {
+		c.SetBaseline(applied())
+		c.Action, c.Written, c.Live = tsync.ActionCreate, true, nil
+	}
+	f.mu.Unlock()
+	if err := r.reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := takeEvents(rec)
+	if d, c := withReason(evs, contract.EventDriftDetected), withReason(evs, contract.EventDriftCorrected); len(d)+len(c) != 0 {
+		t.Errorf("drift events under ignore: %q %q", d, c)
+	}
+	if d, c := driftCount(t, r, metrics.DriftDetected), driftCount(t, r, metrics.DriftCorrected); d != 0 || c != 0 {
+		t.Errorf("counted %v detected, %v corrected under ignore; want none", d, c)
+	}
+}
+
 // deploymentWith is deployment(1) with conditions and ready replicas as
 // given: Available, and Progressing with its reason.
 func deploymentWith(ready int64, available, progressing, reason string) *unstructured.Unstructured {
