@@ -96,6 +96,17 @@ func driftRunner(t *testing.T, policy string) (*runner, *fakeReconciler, *fakeLi
 	return r, f, fl, rec
 }
 
+// pollingDriftRunner is driftRunner whose watches cannot tell (refused):
+// the runner polls.
+func pollingDriftRunner(t *testing.T, policy string) (*runner, *fakeReconciler, *record.FakeRecorder) {
+	t.Helper()
+	r, f, fl, rec := driftRunner(t, policy)
+	fl.mu.Lock()
+	fl.ready = false
+	fl.mu.Unlock()
+	return r, f, rec
+}
+
 // takeEvents returns the events recorded so far ("Type Reason message").
 func takeEvents(rec *record.FakeRecorder) []string {
 	var out []string
@@ -328,10 +339,7 @@ func TestFailedCorrectionThenReconcileCountsOnce(t *testing.T) {
 // reconcile takes it back: reported like the watch's, naming the field and
 // the manager, found by polling.
 func TestPollingReportsDriftItPutsBack(t *testing.T) {
-	r, f, fl, rec := driftRunner(t, tsync.DriftCorrect)
-	fl.mu.Lock()
-	fl.ready = false
-	fl.mu.Unlock()
+	r, f, rec := pollingDriftRunner(t, tsync.DriftCorrect)
 	hotfix := imageChanged("web:hotfix", "kubectl-set", metav1.ManagedFieldsOperationUpdate)
 	f.mu.Lock()
 	f.drifted = true
@@ -386,10 +394,7 @@ func TestPollingReportsDriftItPutsBack(t *testing.T) {
 // Under the policy ignore, what a polling reconcile writes back is
 // neither reported nor counted, as on the watch path.
 func TestPollingUnderIgnoreReportsNothing(t *testing.T) {
-	r, f, fl, rec := driftRunner(t, tsync.DriftIgnore)
-	fl.mu.Lock()
-	fl.ready = false
-	fl.mu.Unlock()
+	r, f, rec := pollingDriftRunner(t, tsync.DriftIgnore)
 	f.mu.Lock()
 	f.drifted = true
 	f.change = func(c *tsync.Change) {

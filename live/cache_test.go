@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	dynfake "k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -50,20 +51,29 @@ func nextEvent(t *testing.T, events <-chan Event) Event {
 	return Event{}
 }
 
-// The cache lists what exists without events, then reports every change:
-// an update, a creation, a deletion.
-func TestCacheFollowsChanges(t *testing.T) {
-	client := newFake(cm("a", "1"))
+// followConfigMaps starts a cache on client that follows the ConfigMaps
+// of namespace app for sync web, sending its events on the channel, and
+// waits until it is ready; ctx ends with the test (or after 30 s).
+func followConfigMaps(t *testing.T, client dynamic.Interface) (*Cache, Ref, chan Event, context.Context) {
+	t.Helper()
 	c := New(client, nil)
-	defer c.Stop()
+	t.Cleanup(c.Stop)
 	events := make(chan Event, 10)
 	ref := Ref{GVR: cmGVR, Namespace: "app"}
 	c.Follow("web", t, []Ref{ref}, func(e Event) { events <- e })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	if ok, why := c.WaitReady(ctx, "web"); !ok {
 		t.Fatalf("not ready: %s", why)
 	}
+	return c, ref, events, ctx
+}
+
+// The cache lists what exists without events, then reports every change:
+// an update, a creation, a deletion.
+func TestCacheFollowsChanges(t *testing.T) {
+	client := newFake(cm("a", "1"))
+	c, ref, events, ctx := followConfigMaps(t, client)
 	if obj, ok := c.Get("web", ref, "a"); !ok || obj == nil || obj.Object["data"].(map[string]any)["k"] != "1" {
 		t.Fatalf("Get a = %v, %v", obj, ok)
 	}
@@ -229,16 +239,7 @@ func TestCacheHoldsOnlyLabelledObjects(t *testing.T) {
 			return e, ok && sel.Matches(labels.Set(o.GetLabels()))
 		}), nil
 	})
-	c := New(client, nil)
-	defer c.Stop()
-	events := make(chan Event, 10)
-	ref := Ref{GVR: cmGVR, Namespace: "app"}
-	c.Follow("web", t, []Ref{ref}, func(e Event) { events <- e })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if ok, why := c.WaitReady(ctx, "web"); !ok {
-		t.Fatalf("not ready: %s", why)
-	}
+	c, ref, events, ctx := followConfigMaps(t, client)
 	for _, name := range []string{"stray", "other"} {
 		if obj, ok := c.Get("web", ref, name); !ok || obj != nil {
 			t.Errorf("Get %s = %v, %v; want nil, true", name, obj, ok)

@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -78,16 +77,7 @@ func TestDetectDriftLeavesReplicasOfAnAutoscalerOutsideGit(t *testing.T) {
 			}
 			live.SetManagedFields(mf)
 			d, err := DetectDrift(c, live, onlyReplicas)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := ""
-			if d != nil {
-				got = d.Summary()
-			}
-			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
-				t.Errorf("drift %q, want %q", got, tc.want)
-			}
+			wantDrift(t, d, err, tc.want)
 		})
 	}
 }
@@ -121,10 +111,18 @@ func scaledLive(manager string, replicas int64) *unstructured.Unstructured {
 // send); after kubectl scale they take the manifest's replicas back.
 func TestAutoscalerOutsideGitKeepsReplicas(t *testing.T) {
 	id := object.UnstructuredToObjMetadata(webDeployment())
-	replicas := func(t *testing.T, f *fakeCluster) (int64, bool) {
+	// wantReplicas checks the spec.replicas tether's write (the apply or
+	// the correction) sent: none when the autoscaler keeps them, else
+	// git's 1.
+	wantReplicas := func(t *testing.T, f *fakeCluster, write string, keeps bool) {
 		t.Helper()
 		n, found, _ := unstructured.NestedInt64(f.get("Deployment", "app", "web").Object, "spec", "replicas")
-		return n, found
+		if keeps && found {
+			t.Errorf("the %s sent spec.replicas %d: it takes the autoscaler's replicas back", write, n)
+		}
+		if !keeps && (!found || n != 1) {
+			t.Errorf("spec.replicas %d (sent %v) after kubectl scale, want git's 1 taken back", n, found)
+		}
 	}
 	for _, tc := range []struct {
 		manager string
@@ -138,13 +136,7 @@ func TestAutoscalerOutsideGitKeepsReplicas(t *testing.T) {
 			if _, err := reconcileOnce(t, f, testOpts, "main@sha1:1", webDeployment()); err != nil {
 				t.Fatal(err)
 			}
-			n, found := replicas(t, f)
-			if tc.keeps && found {
-				t.Errorf("the apply sent spec.replicas %d: it takes the autoscaler's replicas back", n)
-			}
-			if !tc.keeps && (!found || n != 1) {
-				t.Errorf("spec.replicas %d (sent %v) after kubectl scale, want git's 1 taken back", n, found)
-			}
+			wantReplicas(t, f, "apply", tc.keeps)
 		})
 		t.Run(tc.manager+" in a correction", func(t *testing.T) {
 			f := newFakeCluster(t)
@@ -168,13 +160,7 @@ func TestAutoscalerOutsideGitKeepsReplicas(t *testing.T) {
 			if _, err := f.syncer().Correct(context.Background(), testOpts, []*Change{c}); err != nil {
 				t.Fatal(err)
 			}
-			n, found := replicas(t, f)
-			if tc.keeps && found {
-				t.Errorf("the correction sent spec.replicas %d: it takes the autoscaler's replicas back", n)
-			}
-			if !tc.keeps && (!found || n != 1) {
-				t.Errorf("spec.replicas %d (sent %v) after kubectl scale, want git's 1 taken back", n, found)
-			}
+			wantReplicas(t, f, "correction", tc.keeps)
 		})
 	}
 }
